@@ -1,0 +1,253 @@
+"""permessage-deflate (RFC 7692): negotiation and the per-message codec.
+
+Compression itself is zlib's; this module only decides parameters and keeps
+each direction's compression context as the negotiated parameters say.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+__all__ = [
+    "EXTENSION_NAME",
+    "DecompressionError",
+    "DeflateConfig",
+    "DeflateParams",
+    "MessageTooBig",
+    "PerMessageDeflate",
+    "negotiate_deflate",
+]
+
+EXTENSION_NAME = "permessage-deflate"
+
+#: RFC 7692 section 7.2.1: the compressor's output ends with an empty
+#: stored block, whose last four octets the sender removes and the receiver
+#: appends again before inflating.
+_TAIL = b"\x00\x00\xff\xff"
+
+_NO_VALUE = None
+
+
+@dataclass(frozen=True, slots=True)
+class DeflateConfig:
+    """Server policy for permessage-deflate.
+
+    ``server_max_window_bits`` caps the window we compress with (memory per
+    connection); ``client_max_window_bits``, when set, asks clients that
+    support the parameter to use at most that window.  The two
+    ``*_no_context_takeover`` flags ask for a context reset after every
+    message even when the client did not.  ``min_size`` is not negotiated:
+    outgoing messages shorter than it are sent uncompressed, which RFC 7692
+    allows at any time, because deflate cannot shrink them.
+    """
+
+    server_no_context_takeover: bool = False
+    client_no_context_takeover: bool = False
+    server_max_window_bits: int = 15
+    client_max_window_bits: int | None = None
+    compression_level: int = 6
+    memory_level: int = 8
+    min_size: int = 128
+
+    def __post_init__(self) -> None:
+        if not 9 <= self.server_max_window_bits <= 15:
+            raise ValueError("server_max_window_bits must be between 9 and 15")
+        if self.client_max_window_bits is not None and not (9 <= self.client_max_window_bits <= 15):
+            raise ValueError("client_max_window_bits must be between 9 and 15")
+
+
+@dataclass(frozen=True, slots=True)
+class DeflateParams:
+    """Parameters agreed with one client; ``response_header()`` is what we answer."""
+
+    server_no_context_takeover: bool = False
+    client_no_context_takeover: bool = False
+    server_max_window_bits: int = 15
+    client_max_window_bits: int = 15
+    #: Whether each window-bits value must be stated in the response.
+    state_server_max_window_bits: bool = False
+    state_client_max_window_bits: bool = False
+
+    def response_header(self) -> str:
+        """The ``Sec-WebSocket-Extensions`` value that accepts this offer."""
+        parts = [EXTENSION_NAME]
+        if self.server_no_context_takeover:
+            parts.append("server_no_context_takeover")
+        if self.client_no_context_takeover:
+            parts.append("client_no_context_takeover")
+        if self.state_server_max_window_bits:
+            parts.append(f"server_max_window_bits={self.server_max_window_bits}")
+        if self.state_client_max_window_bits:
+            parts.append(f"client_max_window_bits={self.client_max_window_bits}")
+        return "; ".join(parts)
+
+
+def _window_bits(value: str | None) -> int | None:
+    """Parse a window-bits value; ``None`` when it is not 8 to 15 in plain digits.
+
+    RFC 7692 section 7.1.2.1: the value "MUST conform to the ABNF below",
+    ``%x38-39 / "1" %x30-35`` (8 to 15, no leading zero).
+    """
+    if value is None or not value.isdigit() or value.startswith("0"):
+        return None
+    bits = int(value)
+    return bits if 8 <= bits <= 15 else None
+
+
+def _accept_offer(
+    params: Sequence[tuple[str, str | None]], config: DeflateConfig
+) -> DeflateParams | None:
+    """Accept one client offer, or return ``None`` to decline it."""
+    seen: set[str] = set()
+    server_nct = config.server_no_context_takeover
+    client_nct = config.client_no_context_takeover
+    server_bits = config.server_max_window_bits
+    state_server_bits = server_bits < 15
+    client_bits = 15
+    state_client_bits = False
+    for name, value in params:
+        # "An extension negotiation offer MUST NOT include [a parameter]
+        # more than once" and unknown parameters make the offer invalid
+        # (RFC 7692 section 7); a server declines an invalid offer.
+        if name in seen:
+            return None
+        seen.add(name)
+        if name == "server_no_context_takeover":
+            if value is not _NO_VALUE:
+                return None
+            server_nct = True
+        elif name == "client_no_context_takeover":
+            if value is not _NO_VALUE:
+                return None
+            client_nct = True
+        elif name == "server_max_window_bits":
+            offered = _window_bits(value)
+            if offered is None:
+                return None
+            # zlib cannot produce a raw deflate stream with an 8-bit window
+            # (it silently uses 9), and the response "MUST NOT" carry a
+            # value larger than the offer, so an offer of 8 is declined.
+            if offered < 9:
+                return None
+            server_bits = min(server_bits, offered)
+            state_server_bits = True
+        elif name == "client_max_window_bits":
+            if value is not _NO_VALUE and _window_bits(value) is None:
+                return None
+            # The client supports the parameter; a value is only a hint.
+            if config.client_max_window_bits is not None:
+                client_bits = config.client_max_window_bits
+                hint = _window_bits(value)
+                if hint is not None:
+                    client_bits = min(client_bits, max(hint, 9))
+                state_client_bits = True
+        else:
+            return None
+    return DeflateParams(
+        server_no_context_takeover=server_nct,
+        client_no_context_takeover=client_nct,
+        server_max_window_bits=server_bits,
+        client_max_window_bits=client_bits,
+        state_server_max_window_bits=state_server_bits,
+        state_client_max_window_bits=state_client_bits,
+    )
+
+
+def negotiate_deflate(
+    offers: Sequence[tuple[str, Sequence[tuple[str, str | None]]]], config: DeflateConfig
+) -> DeflateParams | None:
+    """Pick the first acceptable permessage-deflate offer from parsed extension offers.
+
+    ``offers`` is the parsed ``Sec-WebSocket-Extensions`` header, in the
+    client's order of preference.  Offers for other extensions, and invalid
+    permessage-deflate offers, are skipped.
+    """
+    for name, params in offers:
+        if name != EXTENSION_NAME:
+            continue
+        accepted = _accept_offer(params, config)
+        if accepted is not None:
+            return accepted
+    return None
+
+
+class MessageTooBig(Exception):
+    """The decompressed message exceeds the size limit."""
+
+
+class DecompressionError(Exception):
+    """The compressed payload is not a valid deflate stream."""
+
+
+class PerMessageDeflate:
+    """Compression state for one connection, in both directions."""
+
+    __slots__ = ("_compressor", "_config", "_decompressor", "params")
+
+    def __init__(self, params: DeflateParams, config: DeflateConfig | None = None) -> None:
+        self.params = params
+        self._config = config if config is not None else DeflateConfig()
+        self._compressor: zlib._Compress | None = None
+        self._decompressor: zlib._Decompress | None = None
+
+    @property
+    def min_size(self) -> int:
+        """Outgoing messages shorter than this are sent uncompressed."""
+        return self._config.min_size
+
+    def compress(self, data: bytes) -> bytes:
+        """Compress one whole outgoing message (RFC 7692 section 7.2.1)."""
+        compressor = self._compressor
+        if compressor is None or self.params.server_no_context_takeover:
+            compressor = self._compressor = zlib.compressobj(
+                self._config.compression_level,
+                zlib.DEFLATED,
+                -self.params.server_max_window_bits,
+                self._config.memory_level,
+            )
+        out = compressor.compress(data) + compressor.flush(zlib.Z_SYNC_FLUSH)
+        # "Remove 4 octets (that are 0x00 0x00 0xff 0xff) from the tail end."
+        return out[:-4] if out.endswith(_TAIL) else out
+
+    def start_message(self) -> None:
+        """Prepare to inflate a new incoming compressed message."""
+        if self._decompressor is None or self.params.client_no_context_takeover:
+            self._decompressor = zlib.decompressobj(-self.params.client_max_window_bits)
+
+    def decompress(self, data: bytes, limit: int | None, *, final: bool = False) -> bytes:
+        """Inflate part of the current message.
+
+        ``limit`` is how many more decompressed bytes the message may grow
+        by (``None`` for no limit).  The inflater is never asked for more
+        than ``limit + 1`` bytes, so a decompression bomb costs at most the
+        limit in memory before :class:`MessageTooBig` is raised.  With
+        ``final=True`` the stripped tail is appended back, as RFC 7692
+        section 7.2.2 requires, before inflating.
+        """
+        decompressor = self._decompressor
+        if final:
+            data = data + _TAIL
+        if decompressor is None:
+            # The stream already ended inside this message (see below):
+            # only the tail we append ourselves may follow.
+            if data in (b"", _TAIL):
+                return b""
+            raise DecompressionError("data after the end of the deflate stream")
+        try:
+            if limit is None:
+                out = decompressor.decompress(data)
+            else:
+                out = decompressor.decompress(data, limit + 1)
+                if len(out) > limit:
+                    raise MessageTooBig
+        except zlib.error as exc:
+            raise DecompressionError(str(exc)) from None
+        if decompressor.eof:
+            # The client ended the deflate stream with a final block; data
+            # after it is invalid, and the next message needs a new stream.
+            self._decompressor = None
+            if decompressor.unused_data not in (b"", _TAIL):
+                raise DecompressionError("data after the end of the deflate stream")
+        return out
