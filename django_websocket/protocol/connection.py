@@ -56,6 +56,7 @@ _PING = Opcode.PING.value
 _PONG = Opcode.PONG.value
 _RSV_ALL = 0x70
 _Utf8Decoder = codecs.getincrementaldecoder("utf-8")
+_MESSAGE_TYPES = (TextMessage, BinaryMessage)
 
 
 class State(enum.Enum):
@@ -122,6 +123,7 @@ class ServerConnection:
         "close_sent",
         "eof_received",
         "failure",
+        "last_pong",
         "max_message_size",
         "state",
     )
@@ -146,6 +148,11 @@ class ServerConnection:
         self.close_sent: tuple[int | None, str] | None = None
         #: Whether the peer's end of stream was reported by ``receive_data(b"")``.
         self.eof_received = False
+        #: Payload of the latest pong received, for matching it to our ping.
+        #: "A Pong frame sent in response to a Ping frame must have identical
+        #: Application data", and a peer may answer only the latest ping
+        #: (section 5.5.3), so the latest pong is the one that matters.
+        self.last_pong: bytes | None = None
         self._buffer = b""
         self._events: deque[Event] = deque()
         self._out: list[bytes] = []
@@ -432,6 +439,7 @@ class ServerConnection:
                 self._out.append(encode_frame(_PONG, payload))
             return True
         if opcode == _PONG:
+            self.last_pong = payload
             self._events.append(Pong(payload))
             return True
         # Close frame (section 5.5.1).
@@ -512,6 +520,11 @@ class ServerConnection:
     def pending_events(self) -> int:
         """How many events are ready (a pending close or violation not counted)."""
         return len(self._events)
+
+    @property
+    def pending_messages(self) -> int:
+        """How many complete data messages are ready to be delivered."""
+        return sum(1 for event in self._events if type(event) in _MESSAGE_TYPES)
 
     # ------------------------------------------------------------------
     # Output

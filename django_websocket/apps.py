@@ -1,0 +1,18 @@
+"""The Django app: registers the system checks; its ``runserver`` serves WebSockets."""
+
+from __future__ import annotations
+
+from django.apps import AppConfig
+
+
+class DjangoWebSocketConfig(AppConfig):
+    """App configuration for ``django_websocket``."""
+
+    name = "django_websocket"
+    verbose_name = "WebSockets"
+
+    def ready(self) -> None:
+        """Register the system checks."""
+        from . import checks
+
+        checks.register()

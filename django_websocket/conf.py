@@ -1,0 +1,80 @@
+"""Settings, read each time they are used so that ``override_settings`` works.
+
+========================== ======================= ===========================================
+setting                    default                 meaning
+========================== ======================= ===========================================
+WEBSOCKET_ACCEPT_ALL       ``False``               with the middleware: upgrade requests to
+                                                   undecorated views are served too
+WEBSOCKET_MAX_MESSAGE_SIZE ``1048576`` (1 MiB)     largest incoming message, after
+                                                   decompression; ``None`` for no limit (1009)
+WEBSOCKET_COMPRESSION      ``True``                negotiate permessage-deflate (RFC 7692)
+WEBSOCKET_PING_INTERVAL    ``20.0``                seconds between keepalive pings; ``None``
+                                                   disables them
+WEBSOCKET_PING_TIMEOUT     ``20.0``                seconds to wait for the pong before closing
+                                                   with 1011
+WEBSOCKET_CLOSE_TIMEOUT    ``5.0``                 seconds to wait for the peer's close frame
+WEBSOCKET_ALLOWED_ORIGINS  ``[]``                  extra origins allowed besides the request's
+                                                   own host and ``CSRF_TRUSTED_ORIGINS``
+                                                   (``"*"`` allows any)
+WEBSOCKET_SHUTDOWN_TIMEOUT ``10.0``                grace period for open WebSockets when the
+                                                   server stops
+========================== ======================= ===========================================
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
+
+__all__ = ["DEFAULTS", "get", "validate"]
+
+DEFAULTS: dict[str, Any] = {
+    "WEBSOCKET_ACCEPT_ALL": False,
+    "WEBSOCKET_MAX_MESSAGE_SIZE": 1 << 20,
+    "WEBSOCKET_COMPRESSION": True,
+    "WEBSOCKET_PING_INTERVAL": 20.0,
+    "WEBSOCKET_PING_TIMEOUT": 20.0,
+    "WEBSOCKET_CLOSE_TIMEOUT": 5.0,
+    "WEBSOCKET_ALLOWED_ORIGINS": [],
+    "WEBSOCKET_SHUTDOWN_TIMEOUT": 10.0,
+}
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def validate(name: str, value: Any) -> Any:
+    """Check one setting's (or decorator option's) value; raise ``ImproperlyConfigured``."""
+    if name == "WEBSOCKET_ACCEPT_ALL" or name == "WEBSOCKET_COMPRESSION":
+        if not isinstance(value, bool):
+            raise ImproperlyConfigured(f"{name} must be True or False, not {value!r}")
+    elif name == "WEBSOCKET_MAX_MESSAGE_SIZE":
+        if value is not None and (
+            not isinstance(value, int) or isinstance(value, bool) or value < 0
+        ):
+            raise ImproperlyConfigured(f"{name} must be None or an integer >= 0, not {value!r}")
+    elif name in ("WEBSOCKET_PING_INTERVAL", "WEBSOCKET_PING_TIMEOUT"):
+        if value is not None and (not _is_number(value) or value <= 0):
+            raise ImproperlyConfigured(
+                f"{name} must be None or a number of seconds > 0, not {value!r}"
+            )
+    elif name in ("WEBSOCKET_CLOSE_TIMEOUT", "WEBSOCKET_SHUTDOWN_TIMEOUT"):
+        if not _is_number(value) or value < 0:
+            raise ImproperlyConfigured(f"{name} must be a number of seconds >= 0, not {value!r}")
+    elif name == "WEBSOCKET_ALLOWED_ORIGINS":
+        if isinstance(value, str) or not all(isinstance(item, str) for item in value):
+            raise ImproperlyConfigured(f"{name} must be a list of origin strings, not {value!r}")
+        for item in value:
+            if item != "*" and "://" not in item:
+                raise ImproperlyConfigured(
+                    f"{name} entries need a scheme, like 'https://example.com', not {item!r}"
+                )
+    return value
+
+
+def get(name: str) -> Any:
+    """The current value of a ``WEBSOCKET_*`` setting, validated, or its default."""
+    return validate(name, getattr(settings, name, DEFAULTS[name]))

@@ -1,0 +1,415 @@
+"""The blocking WebSocket object a view gets as ``request.websocket``.
+
+It drives a :class:`~django_websocket.protocol.ServerConnection` over a socket
+taken from the WSGI server.  Reading happens in the caller (the view) with
+no reader task of its own; a keepalive task, when enabled, sends pings and
+reads on the view's behalf only while it waits for a pong the view is not
+reading.  Under gevent everything is cooperative; under a threaded server
+(Django's ``runserver`` without gevent, gunicorn ``sync``/``gthread``) the
+same code runs with threads and locks.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import socket
+import threading
+import time
+import weakref
+from collections.abc import Callable, Iterator
+from types import TracebackType
+from typing import Any, Protocol
+
+from ..exceptions import ConnectionClosed
+from ..protocol import (
+    BinaryMessage,
+    CloseCode,
+    CloseReceived,
+    ServerConnection,
+    State,
+    TextMessage,
+)
+from .transport import Transport
+
+__all__ = ["WebSocket", "open_websockets"]
+
+logger = logging.getLogger("django_websocket")
+
+_RECV_SIZE = 1 << 16
+
+_open: weakref.WeakSet[WebSocket] = weakref.WeakSet()
+
+
+def open_websockets() -> list[WebSocket]:
+    """The WebSockets of this process whose views are still running."""
+    return list(_open)
+
+
+class _Lock(Protocol):
+    def acquire(self, blocking: bool = ..., timeout: float = ...) -> bool: ...
+    def release(self) -> None: ...
+    def __enter__(self) -> Any: ...
+    def __exit__(self, *args: object) -> Any: ...
+
+
+class _Event(Protocol):
+    def set(self) -> None: ...
+    def clear(self) -> None: ...
+    def is_set(self) -> bool: ...
+    def wait(self, timeout: float | None = ...) -> bool: ...
+
+
+class _NoLock:
+    """A lock that does nothing: green code is not pre-empted between yields."""
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(
+        self, t: type[BaseException] | None, v: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        return None
+
+
+class _Task(Protocol):
+    def join(self, timeout: float | None = ...) -> Any: ...
+
+
+def _primitives(green: bool) -> tuple[Callable[[], _Lock], Callable[[], _Event]]:
+    if green:
+        from gevent.event import Event
+        from gevent.lock import Semaphore
+
+        return Semaphore, Event
+    return threading.Lock, threading.Event
+
+
+def _spawn(green: bool, target: Callable[[], None]) -> _Task:
+    if green:
+        import gevent
+
+        return gevent.spawn(target)
+    thread = threading.Thread(target=target, name="django-websocket-keepalive", daemon=True)
+    thread.start()
+    return thread
+
+
+class WebSocket:
+    """A server-side WebSocket connection with a blocking API.
+
+    Messages are ``str`` for text frames and ``bytes`` for binary frames.
+    The object is only usable while the view runs; afterwards it is closed
+    and holds no reference to the socket.
+    """
+
+    def __init__(
+        self,
+        transport: Transport,
+        connection: ServerConnection,
+        *,
+        subprotocol: str | None = None,
+        close_timeout: float = 5.0,
+        ping_interval: float | None = None,
+        ping_timeout: float | None = None,
+        initial_data: bytes = b"",
+    ) -> None:
+        self._transport = transport
+        self._sock: socket.socket | None = transport.sock
+        self._conn = connection
+        self.subprotocol = subprotocol
+        """The subprotocol agreed in the handshake, or ``None``."""
+        self.close_timeout = close_timeout
+        self.ping_interval = ping_interval
+        self.ping_timeout = ping_timeout if ping_timeout is not None else ping_interval
+        green = not transport.threaded
+        self._green = green
+        make_lock, make_event = _primitives(green)
+        self._send_lock = make_lock()
+        self._read_lock = make_lock()
+        self._state_lock: _Lock | _NoLock = _NoLock() if green else threading.RLock()
+        self._pong_event = make_event()
+        self._stop_event = make_event()
+        self._sock_timeout: float | None = -1.0  # unknown
+        self._lost = False
+        self._keepalive: _Task | None = None
+        self._logged_failure = False
+        if initial_data:
+            connection.receive_data(initial_data)
+        if ping_interval:
+            self._keepalive = _spawn(green, self._keepalive_loop)
+        _open.add(self)
+
+    # ------------------------------------------------------------------
+    # Status
+
+    @property
+    def closed(self) -> bool:
+        """Whether the connection is closing or closed (no message can be sent)."""
+        return self._conn.state is not State.OPEN or self._lost
+
+    @property
+    def close_code(self) -> int | None:
+        """The close status, once known.
+
+        The peer's code when it sent a close frame (1005 when the frame had
+        none), else the code we failed the connection with, else 1006 when
+        the connection was lost without a close frame; ``None`` while open.
+        """
+        conn = self._conn
+        if conn.close_received is not None:
+            return conn.close_received.effective_code
+        if conn.failure is not None:
+            return conn.failure.code
+        if conn.state is State.OPEN and not self._lost:
+            return None
+        if conn.state is State.CLOSED or self._lost:
+            return CloseCode.ABNORMAL_CLOSURE
+        return None
+
+    @property
+    def close_reason(self) -> str:
+        """The close reason matching :attr:`close_code` (``""`` when none)."""
+        conn = self._conn
+        if conn.close_received is not None:
+            return conn.close_received.reason
+        if conn.failure is not None:
+            return conn.failure.reason
+        return ""
+
+    # ------------------------------------------------------------------
+    # Receiving
+
+    def receive(self, timeout: float | None = None) -> str | bytes | None:
+        """Return the next message, or ``None`` once the connection is closed.
+
+        Blocks until a message arrives.  With ``timeout`` (seconds), raises
+        :class:`TimeoutError` when none arrived in time.  Pings are answered
+        and the closing handshake is completed on the way.
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        conn = self._conn
+        while True:
+            with self._state_lock:
+                event = conn.next_event()
+                state = conn.state
+            if event is not None:
+                kind = type(event)
+                if kind is TextMessage or kind is BinaryMessage:
+                    return event.data  # type: ignore[union-attr]
+                if kind is CloseReceived:
+                    self._flush()
+                    self._finish_closing()
+                    return None
+                self._flush()  # the pong queued for a ping
+                continue
+            if state is not State.OPEN or self._lost:
+                self._flush()  # e.g. the close frame of a violation
+                self._log_failure()
+                self._finish_closing()
+                return None
+            if not self._read(deadline):
+                raise TimeoutError("no WebSocket message received within the timeout")
+
+    def __iter__(self) -> Iterator[str | bytes]:
+        """Iterate over messages until the connection closes (never yields ``None``)."""
+        while True:
+            message = self.receive()
+            if message is None:
+                return
+            yield message
+
+    def _read(self, deadline: float | None) -> bool:
+        """Read once from the socket into the connection; ``False`` on timeout."""
+        remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+        lock = self._read_lock
+        if not lock.acquire(True, -1 if remaining is None else remaining):
+            return False
+        try:
+            conn = self._conn
+            if conn.pending_events or conn.state is State.CLOSED:
+                return True  # another reader got there first
+            sock = self._sock
+            if sock is None or self._lost:
+                return True
+            if remaining is not None:
+                remaining = max(0.0, deadline - time.monotonic())  # type: ignore[operator]
+            if remaining != self._sock_timeout:
+                sock.settimeout(remaining)
+                self._sock_timeout = remaining
+            try:
+                data = sock.recv(_RECV_SIZE)
+            except (TimeoutError, BlockingIOError):
+                return False
+            except OSError:
+                data = b""
+            with self._state_lock:
+                conn.receive_data(data)
+            if not data:
+                self._lost = True
+            if conn.last_pong is not None:
+                self._pong_event.set()
+        finally:
+            lock.release()
+        self._flush()
+        return True
+
+    # ------------------------------------------------------------------
+    # Sending
+
+    def send(self, data: Any) -> None:
+        """Send a message: ``str`` as text, bytes-like as binary, anything else via ``str()``.
+
+        Raises :class:`~django_websocket.exceptions.ConnectionClosed` once
+        the connection is closing or closed.
+        """
+        conn = self._conn
+        with self._state_lock:
+            self._check_open()
+            if isinstance(data, str):
+                conn.send_text(data)
+            elif isinstance(data, (bytes, bytearray, memoryview)):
+                conn.send_binary(data)
+            else:
+                # django-websocket 0.3 sent str(value) for anything else.
+                conn.send_text(str(data))
+        self._flush()
+
+    def ping(self, data: bytes | str = b"") -> None:
+        """Send a ping (at most 125 bytes of payload); the pong arrives as usual."""
+        payload = data.encode("utf-8") if isinstance(data, str) else bytes(data)
+        with self._state_lock:
+            self._check_open()
+            self._conn.send_ping(payload)
+        self._flush()
+
+    def _check_open(self) -> None:
+        if self._conn.state is not State.OPEN or self._lost:
+            raise ConnectionClosed("the WebSocket is closed", self.close_code, self.close_reason)
+
+    def _flush(self) -> None:
+        """Send whatever the connection has queued, in order, under the send lock."""
+        with self._send_lock:
+            with self._state_lock:
+                data = self._conn.data_to_send()
+            if not data:
+                return
+            sock = self._sock
+            if sock is None or self._lost:
+                return
+            try:
+                sock.sendall(data)
+            except OSError as exc:
+                # The peer is gone; reading will report the end of stream.
+                logger.debug("WebSocket send failed: %s", exc)
+                self._lost = True
+
+    # ------------------------------------------------------------------
+    # Closing
+
+    def close(self, code: int = CloseCode.NORMAL_CLOSURE, reason: str = "") -> None:
+        """Start the closing handshake and wait (up to ``close_timeout``) for the peer's close.
+
+        Does nothing if the connection is already closing or closed.
+        Raises ``ValueError`` for a code that may not be sent on the wire.
+        """
+        with self._state_lock:
+            if self._conn.state is State.OPEN and not self._lost:
+                self._conn.send_close(code, reason)
+        self._flush()
+        self._finish_closing()
+
+    def _finish_closing(self) -> None:
+        """Wait for the peer's close frame after ours, then end the TCP connection."""
+        deadline = time.monotonic() + self.close_timeout
+        conn = self._conn
+        while conn.state is State.CLOSING and not self._lost:
+            with self._state_lock:
+                while conn.next_event() is not None:
+                    pass  # data after our close frame is dropped
+            if conn.state is not State.CLOSING:
+                break
+            if time.monotonic() >= deadline or not self._read(deadline):
+                logger.info("WebSocket peer did not answer our close frame in time")
+                break
+        self._flush()
+        self._log_failure()
+        self._shutdown()
+
+    def _log_failure(self) -> None:
+        failure = self._conn.failure
+        if failure is not None and not self._logged_failure:
+            self._logged_failure = True
+            logger.info("WebSocket connection failed with %d: %s", failure.code, failure.reason)
+
+    def _shutdown(self) -> None:
+        """End the TCP connection: the server closes first (RFC 6455 section 7.1.1)."""
+        self._lost = True
+        self._stop_event.set()
+        self._pong_event.set()
+        sock = self._sock
+        if sock is not None:
+            # shutdown(), not close(): the WSGI server still holds the file
+            # descriptor; shutting the connection down makes its own later
+            # writes fail instead of reaching the client.
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+
+    def finish(self, code: int = CloseCode.NORMAL_CLOSURE, reason: str = "") -> None:
+        """Close (if still open), stop the keepalive task and let go of the socket.
+
+        Called when the view returns; idempotent.
+        """
+        try:
+            self.close(code, reason)
+        finally:
+            _open.discard(self)
+            self._shutdown()
+            keepalive, self._keepalive = self._keepalive, None
+            if keepalive is not None:
+                keepalive.join(self.close_timeout + 1.0)
+            self._sock = None
+
+    # ------------------------------------------------------------------
+    # Keepalive
+
+    def _keepalive_loop(self) -> None:
+        interval = self.ping_interval
+        timeout = self.ping_timeout
+        assert interval and timeout
+        conn = self._conn
+        while not self._stop_event.wait(interval):
+            payload = os.urandom(4)
+            with self._state_lock:
+                if conn.state is not State.OPEN or self._lost:
+                    return
+                self._pong_event.clear()
+                conn.send_ping(payload)
+            self._flush()
+            deadline = time.monotonic() + timeout
+            while conn.last_pong != payload:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0 or self._stop_event.is_set():
+                    break
+                # Read on the view's behalf if it is not reading; otherwise
+                # its reads will set the event.
+                if self._read_lock.acquire(False):
+                    self._read_lock.release()
+                    if conn.pending_events >= 64:
+                        self._pong_event.wait(remaining)  # do not buffer without bound
+                    else:
+                        self._read(deadline)
+                else:
+                    self._pong_event.wait(remaining)
+                self._pong_event.clear()
+            if self._stop_event.is_set():
+                return
+            if conn.last_pong != payload:
+                logger.info("WebSocket keepalive: no pong within %.1f s, closing", timeout)
+                with self._state_lock:
+                    if conn.state is State.OPEN:
+                        conn.fail(CloseCode.INTERNAL_ERROR, "keepalive ping timeout")
+                self._flush()
+                self._shutdown()
+                return

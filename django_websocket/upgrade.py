@@ -1,0 +1,305 @@
+"""Turn a Django request into a WebSocket: handshake, run the view, close, suppress.
+
+This is the glue between Django and the server layer.  It runs inside the
+view wrapper, after every middleware and every outer decorator, so auth,
+sessions and permission checks have already had their say, and a refusal is
+an ordinary HTTP response.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import socket
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+from django.conf import settings
+from django.core.signals import got_request_exception
+from django.http import HttpRequest, HttpResponse
+from django.utils.http import is_same_domain
+
+from . import conf
+from .protocol import (
+    CloseCode,
+    DeflateConfig,
+    HandshakePolicy,
+    PerMessageDeflate,
+    Reject,
+    ServerConnection,
+    negotiate,
+)
+from .server.transport import find_transport
+from .server.websocket import WebSocket
+
+__all__ = [
+    "UNSET",
+    "IsWebSocket",
+    "Options",
+    "WebSocketFinished",
+    "is_upgrade_request",
+    "serve_websocket",
+]
+
+logger = logging.getLogger("django_websocket")
+request_logger = logging.getLogger("django.request")
+
+#: Marks a decorator option that was not given (the setting applies).
+UNSET: Any = object()
+
+_warned_threaded: set[str] = set()
+_warned_unpatched = False
+
+UNSUPPORTED_BODY = (
+    "501 Not Implemented: this server cannot hand its connections to WebSocket views.\n"
+    "Serve the project with `python -m django_websocket`, `manage.py runserver` with "
+    "django_websocket in INSTALLED_APPS, gunicorn -k gevent, or gevent's WSGIServer.\n"
+)
+
+
+class IsWebSocket:
+    """``request.is_websocket``: call it, or use its truth value, to know if it is a WebSocket.
+
+    Both ``request.is_websocket()`` (django-websocket 0.3) and
+    ``if request.is_websocket:`` (dwebsocket's examples) give the right answer.
+    """
+
+    __slots__ = ("_request",)
+
+    def __init__(self, request: HttpRequest) -> None:
+        self._request = request
+
+    def __call__(self) -> bool:
+        return getattr(self._request, "websocket", None) is not None
+
+    def __bool__(self) -> bool:
+        return self()
+
+    def __repr__(self) -> str:
+        return f"<is_websocket: {self()}>"
+
+
+class WebSocketFinished(HttpResponse):
+    """What a WebSocket view's wrapper returns once the session is over.
+
+    Nothing of it reaches the client: under this package's server it is not
+    written at all; under other servers the connection has been shut down
+    so their write fails silently.
+    """
+
+    status_code = 101
+
+    def __init__(self) -> None:
+        super().__init__(b"", status=101)
+
+
+@dataclass(frozen=True)
+class Options:
+    """Per-view options of the decorators; ``UNSET`` fields fall back to settings."""
+
+    subprotocols: Sequence[str] = ()
+    max_message_size: Any = UNSET
+    compression: Any = UNSET
+    ping_interval: Any = UNSET
+    ping_timeout: Any = UNSET
+    close_timeout: Any = UNSET
+    origins: Any = UNSET
+
+    def __post_init__(self) -> None:
+        if isinstance(self.subprotocols, str) or not all(
+            isinstance(item, str) and item for item in self.subprotocols
+        ):
+            raise TypeError(f"subprotocols must be a list of strings, not {self.subprotocols!r}")
+        for field, setting in _OPTION_SETTINGS.items():
+            value = getattr(self, field)
+            if value is not UNSET:
+                conf.validate(setting, value)
+
+    def get(self, field: str) -> Any:
+        """The option's value, or the setting's when the option was not given."""
+        value = getattr(self, field)
+        return conf.get(_OPTION_SETTINGS[field]) if value is UNSET else value
+
+
+_OPTION_SETTINGS = {
+    "max_message_size": "WEBSOCKET_MAX_MESSAGE_SIZE",
+    "compression": "WEBSOCKET_COMPRESSION",
+    "ping_interval": "WEBSOCKET_PING_INTERVAL",
+    "ping_timeout": "WEBSOCKET_PING_TIMEOUT",
+    "close_timeout": "WEBSOCKET_CLOSE_TIMEOUT",
+    "origins": "WEBSOCKET_ALLOWED_ORIGINS",
+}
+
+
+def is_upgrade_request(request: HttpRequest) -> bool:
+    """Whether the request asks for a WebSocket (``Upgrade: websocket``)."""
+    upgrade = request.META.get("HTTP_UPGRADE", "")
+    return "websocket" in (token.strip().lower() for token in upgrade.split(","))
+
+
+def _request_headers(meta: dict[str, Any]) -> list[tuple[str, str]]:
+    return [
+        (key[5:].replace("_", "-").lower(), value)
+        for key, value in meta.items()
+        if key.startswith("HTTP_") and isinstance(value, str)
+    ]
+
+
+def _origin_checker(request: HttpRequest, extra: Sequence[str]) -> Callable[[str | None], bool]:
+    """Allow no Origin, the request's own origin, CSRF_TRUSTED_ORIGINS and ``extra``."""
+
+    def allowed(origin: str | None) -> bool:
+        if origin is None:
+            return True  # not a browser: Origin protects browsers' users only
+        trusted = [*getattr(settings, "CSRF_TRUSTED_ORIGINS", []), *extra]
+        if "*" in trusted:
+            return True
+        try:
+            parts = urlsplit(origin)
+            own = f"{request.scheme}://{request.get_host()}"
+        except ValueError:
+            return False
+        if origin.lower() == own.lower():
+            return True
+        host = parts.netloc.lower()
+        for candidate in trusted:
+            if candidate.lower() == origin.lower():
+                return True
+            if "*" in candidate:
+                # Django's CSRF_TRUSTED_ORIGINS wildcard form: https://*.example.com
+                trusted_parts = urlsplit(candidate)
+                if trusted_parts.scheme == parts.scheme and is_same_domain(
+                    host, trusted_parts.netloc.lower().replace("*", "", 1)
+                ):
+                    return True
+        return False
+
+    return allowed
+
+
+def _refusal(reject: Reject) -> HttpResponse:
+    response = HttpResponse(reject.body, status=reject.status, content_type="text/plain")
+    for name, value in reject.headers:
+        response[name] = value
+    return response
+
+
+def _unsupported(request: HttpRequest) -> HttpResponse:
+    protocol = request.META.get("SERVER_PROTOCOL", "")
+    server = request.META.get("SERVER_SOFTWARE", "this WSGI server")
+    why = (
+        f"{protocol} carries no socket to take over"
+        if str(protocol).upper().startswith("HTTP/2")
+        else f"{server} does not expose the client socket"
+    )
+    logger.error(
+        "WebSocket upgrade for %s refused with 501: %s. Remedy: serve WebSocket URLs with "
+        "`python -m django_websocket`, `manage.py runserver` (django_websocket in "
+        "INSTALLED_APPS), gunicorn -k gevent, or gevent.pywsgi.WSGIServer; behind an HTTP/2 "
+        "proxy, forward WebSocket URLs over HTTP/1.1.",
+        request.path,
+        why,
+    )
+    return HttpResponse(UNSUPPORTED_BODY, status=501, content_type="text/plain")
+
+
+def serve_websocket(
+    request: HttpRequest,
+    view: Callable[..., Any],
+    args: Sequence[Any],
+    kwargs: dict[str, Any],
+    options: Options,
+) -> HttpResponse:
+    """Perform the handshake, run ``view`` with ``request.websocket`` and close.
+
+    Returns an HTTP error response when the handshake is refused or the
+    server cannot hand over its socket (the view is not run); otherwise a
+    :class:`WebSocketFinished` that is never written to the client.
+    """
+    transport = find_transport(request.META)
+    if transport is None:
+        return _unsupported(request)
+
+    compression = options.get("compression")
+    policy = HandshakePolicy(
+        subprotocols=tuple(options.subprotocols),
+        compression=DeflateConfig() if compression else None,
+        origin_allowed=_origin_checker(request, options.get("origins")),
+    )
+    result = negotiate(
+        request.method or "GET",
+        str(request.META.get("SERVER_PROTOCOL", "HTTP/1.1")),
+        _request_headers(request.META),
+        policy,
+    )
+    if isinstance(result, Reject):
+        logger.warning(
+            "WebSocket handshake for %s refused with %d: %s",
+            request.path,
+            result.status,
+            result.reason,
+        )
+        return _refusal(result)
+
+    _warn_about_capacity(transport.server, transport.threaded)
+    initial_data = transport.hijack()
+    try:
+        transport.sock.sendall(result.response)
+    except OSError as exc:
+        logger.info("WebSocket client left during the handshake: %s", exc)
+        with contextlib.suppress(OSError):
+            transport.sock.shutdown(socket.SHUT_RDWR)
+        return WebSocketFinished()
+
+    deflate = PerMessageDeflate(result.deflate) if result.deflate is not None else None
+    connection = ServerConnection(max_message_size=options.get("max_message_size"), deflate=deflate)
+    websocket = WebSocket(
+        transport,
+        connection,
+        subprotocol=result.subprotocol,
+        close_timeout=float(options.get("close_timeout")),
+        ping_interval=options.get("ping_interval"),
+        ping_timeout=options.get("ping_timeout"),
+        initial_data=initial_data,
+    )
+    request.websocket = websocket  # type: ignore[attr-defined]
+    code, reason = CloseCode.NORMAL_CLOSURE, ""
+    try:
+        view(request, *args, **kwargs)
+    except Exception:
+        code, reason = CloseCode.INTERNAL_ERROR, "internal server error"
+        request_logger.error(
+            "Internal Server Error in WebSocket view: %s",
+            request.path,
+            exc_info=sys.exc_info(),
+            extra={"status_code": 1011, "request": request},
+        )
+        got_request_exception.send(sender=None, request=request)
+    finally:
+        websocket.finish(code, reason)
+    return WebSocketFinished()
+
+
+def _warn_about_capacity(server: str, threaded: bool) -> None:
+    global _warned_unpatched
+    if threaded and server not in _warned_threaded:
+        _warned_threaded.add(server)
+        logger.warning(
+            "WebSockets are served by %s with one thread per connection: each open WebSocket "
+            "holds a whole thread (and its worker's timeout applies). Serve them under gevent "
+            "(`python -m django_websocket` or gunicorn -k gevent) for many connections.",
+            server,
+        )
+    if not threaded and not _warned_unpatched:
+        from gevent import monkey
+
+        if not monkey.is_module_patched("socket"):
+            _warned_unpatched = True
+            logger.warning(
+                "WebSockets are served by gevent but the socket module is not monkey-patched: "
+                "blocking calls in views (database, HTTP clients) stall every connection. "
+                "Call gevent.monkey.patch_all() before importing Django."
+            )

@@ -1,0 +1,32 @@
+"""Shared fixtures: a migrated SQLite database and the package's server on a loopback port."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from servers import ServerProcess, migrate, start_entrypoint  # noqa: E402
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "autobahn: runs the Autobahn|Testsuite (needs Python 2.7)")
+    config.addinivalue_line("markers", "browser: drives headless Chromium")
+
+
+@pytest.fixture(scope="session")
+def db_path(tmp_path_factory: pytest.TempPathFactory) -> str:
+    path = str(tmp_path_factory.mktemp("db") / "db.sqlite3")
+    migrate(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def server(db_path: str) -> Iterator[ServerProcess]:
+    proc = start_entrypoint(db_path)
+    yield proc
+    proc.stop()

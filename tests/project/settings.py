@@ -1,0 +1,47 @@
+"""Settings of the Django project the end-to-end tests serve."""
+
+import os
+from pathlib import Path
+
+BASE_DIR = Path(__file__).resolve().parent
+SECRET_KEY = "tests-only-not-secret"
+DEBUG = False
+ALLOWED_HOSTS = ["127.0.0.1", "localhost", "testserver"]
+INSTALLED_APPS = [
+    "django_websocket",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "project.testapp",
+]
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django_websocket.middleware.WebSocketMiddleware",
+]
+ROOT_URLCONF = "project.urls"
+DATABASES = {
+    "default": {
+        "ENGINE": "django.db.backends.sqlite3",
+        "NAME": os.environ.get("TEST_DB_PATH", str(BASE_DIR / "db.sqlite3")),
+    }
+}
+USE_TZ = True
+CSRF_TRUSTED_ORIGINS = ["https://trusted.example", "https://*.wild.example"]
+WEBSOCKET_ALLOWED_ORIGINS = ["http://allowed.example"]
+WEBSOCKET_ACCEPT_ALL = os.environ.get("TEST_ACCEPT_ALL") == "1"
+WEBSOCKET_PING_INTERVAL = float(os.environ.get("TEST_PING_INTERVAL", "20"))
+WEBSOCKET_PING_TIMEOUT = float(os.environ.get("TEST_PING_TIMEOUT", "20"))
+WEBSOCKET_CLOSE_TIMEOUT = 2.0
+WEBSOCKET_MAX_MESSAGE_SIZE = 4 << 20
+ATOMIC_REQUESTS = True
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"stderr": {"class": "logging.StreamHandler"}},
+    "root": {"handlers": ["stderr"], "level": "INFO"},
+    "loggers": {"django.server": {"handlers": ["stderr"], "level": "INFO", "propagate": False}},
+}

@@ -1,0 +1,22 @@
+from django.urls import path
+
+from .testapp import views
+
+urlpatterns = [
+    path("echo/", views.echo),
+    path("subprotocol/", views.subprotocol),
+    path("both/", views.both),
+    path("whoami/", views.whoami),
+    path("server-close/", views.server_close),
+    path("returns-at-once/", views.returns_at_once),
+    path("boom/", views.boom),
+    path("orm/", views.uses_orm),
+    path("keepalive/", views.keepalive),
+    path("legacy/", views.legacy),
+    path("undecorated/", views.undecorated),
+    path("events/", views.events),
+    path("reset/", views.reset),
+    path("plain/", views.plain),
+    path("login/", views.login),
+    path("debug/state/", views.debug_state),
+]

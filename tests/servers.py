@@ -1,0 +1,207 @@
+"""Start real servers on loopback ports for the end-to-end tests, and talk raw WebSocket."""
+
+from __future__ import annotations
+
+import base64
+import os
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+TESTS_DIR = Path(__file__).resolve().parent
+REPO_DIR = TESTS_DIR.parent
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for_port(port: int, proc: subprocess.Popen, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited with {proc.returncode} before listening")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"server did not listen on {port} within {timeout} s")
+
+
+def project_env(**extra: str) -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(TESTS_DIR), env.get("PYTHONPATH", "")]).rstrip(
+        os.pathsep
+    )
+    env["DJANGO_SETTINGS_MODULE"] = "project.settings"
+    env["PYTHONUNBUFFERED"] = "1"
+    env.update(extra)
+    return env
+
+
+class ServerProcess:
+    """A server started as its own process, with its output captured to a file."""
+
+    def __init__(self, command: list[str], port: int, env: dict[str, str]) -> None:
+        self.port = port
+        self.command = command
+        self._log = tempfile.NamedTemporaryFile(prefix="server-", suffix=".log", delete=False)
+        self.proc = subprocess.Popen(
+            command,
+            cwd=str(TESTS_DIR),
+            env=env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
+        try:
+            wait_for_port(port, self.proc)
+        except Exception:
+            self.stop()
+            raise RuntimeError(f"{command} failed to start:\n{self.log()}") from None
+
+    def url(self, path: str, scheme: str = "ws") -> str:
+        return f"{scheme}://127.0.0.1:{self.port}{path}"
+
+    def http_get(self, path: str, headers: dict[str, str] | None = None) -> tuple[int, bytes]:
+        request = urllib.request.Request(self.url(path, "http"), headers=headers or {})
+        try:
+            with urllib.request.urlopen(request, timeout=10) as response:
+                return response.status, response.read()
+        except urllib.error.HTTPError as exc:
+            return exc.code, exc.read()
+
+    def log(self) -> str:
+        self._log.flush()
+        return Path(self._log.name).read_text(errors="replace")
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 20.0) -> int | None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        return self.proc.returncode
+
+
+def migrate(db_path: str) -> None:
+    subprocess.run(
+        [sys.executable, "-m", "django", "migrate", "--noinput", "-v", "0"],
+        cwd=str(TESTS_DIR),
+        env=project_env(TEST_DB_PATH=db_path),
+        check=True,
+    )
+
+
+def start_entrypoint(db_path: str, **env: str) -> ServerProcess:
+    port = free_port()
+    return ServerProcess(
+        [sys.executable, "-m", "django_websocket", f"127.0.0.1:{port}"],
+        port,
+        project_env(TEST_DB_PATH=db_path, **env),
+    )
+
+
+# ----------------------------------------------------------------------
+# A raw client, for what third-party clients hide: the exact bytes.
+
+KEY = "dGhlIHNhbXBsZSBub25jZQ=="
+
+
+def raw_connect(
+    port: int, path: str, headers: dict[str, str] | None = None, timeout: float = 10.0
+) -> tuple[socket.socket, bytes, bytes]:
+    """Send a handshake; return the socket, the response head and any bytes after it."""
+    sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    lines = [
+        f"GET {path} HTTP/1.1",
+        f"Host: 127.0.0.1:{port}",
+        "Upgrade: websocket",
+        "Connection: Upgrade",
+        f"Sec-WebSocket-Key: {KEY}",
+        "Sec-WebSocket-Version: 13",
+    ]
+    for name, value in (headers or {}).items():
+        lines.append(f"{name}: {value}")
+    sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode())
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(4096)
+        if not chunk:
+            break
+        data += chunk
+    head, _, rest = data.partition(b"\r\n\r\n")
+    return sock, head, rest
+
+
+def client_frame(opcode: int, payload: bytes, fin: bool = True, mask: bytes = b"\x11\x22\x33\x44") -> bytes:
+    first = opcode | (0x80 if fin else 0)
+    length = len(payload)
+    if length < 126:
+        header = struct.pack("!BB", first, 0x80 | length)
+    elif length < 65536:
+        header = struct.pack("!BBH", first, 0x80 | 126, length)
+    else:
+        header = struct.pack("!BBQ", first, 0x80 | 127, length)
+    masked = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+    return header + mask + masked
+
+
+class FrameReader:
+    """Reads server frames from a socket, keeping every byte it received."""
+
+    def __init__(self, sock: socket.socket, initial: bytes = b"") -> None:
+        self.sock = sock
+        self.buffer = initial
+
+    def _fill(self, n: int) -> None:
+        while len(self.buffer) < n:
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                raise EOFError(f"connection ended with {len(self.buffer)} of {n} bytes")
+            self.buffer += chunk
+
+    def frame(self) -> tuple[int, bool, bytes]:
+        self._fill(2)
+        b0, b1 = self.buffer[0], self.buffer[1]
+        assert not b1 & 0x80, "server frames must not be masked"
+        length = b1 & 0x7F
+        offset = 2
+        if length == 126:
+            self._fill(4)
+            length = struct.unpack("!H", self.buffer[2:4])[0]
+            offset = 4
+        elif length == 127:
+            self._fill(10)
+            length = struct.unpack("!Q", self.buffer[2:10])[0]
+            offset = 10
+        self._fill(offset + length)
+        payload = self.buffer[offset : offset + length]
+        self.buffer = self.buffer[offset + length :]
+        return b0 & 0x0F, bool(b0 & 0x80), payload
+
+    def rest_until_eof(self, timeout: float = 5.0) -> bytes:
+        """Everything the server sends until it ends the connection."""
+        self.sock.settimeout(timeout)
+        data = self.buffer
+        self.buffer = b""
+        while True:
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                return data
+            data += chunk
+
+
+def b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
