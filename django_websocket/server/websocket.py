@@ -220,6 +220,34 @@ class WebSocket:
                 return
             yield message
 
+    # django-websocket 0.3 names -----------------------------------------
+
+    def wait(self) -> str | bytes | None:
+        """Block for the next message; ``None`` once closed (django-websocket 0.3)."""
+        return self.receive()
+
+    def _poll(self) -> None:
+        """Take in whatever the socket has ready, without blocking."""
+        if not self.closed and self._conn.pending_messages == 0:
+            self._read(time.monotonic())
+
+    def read(self, fallback: Any = None) -> str | bytes | None | Any:
+        """Return a message if one is ready, else ``fallback``, without blocking (0.3)."""
+        self._poll()
+        if self._conn.pending_messages == 0:
+            return fallback
+        return self.receive()
+
+    def has_messages(self) -> bool:
+        """Whether a message is ready to be read without blocking (0.3)."""
+        self._poll()
+        return self._conn.pending_messages > 0
+
+    def count_messages(self) -> int:
+        """How many messages are ready to be read without blocking (0.3)."""
+        self._poll()
+        return self._conn.pending_messages
+
     def _read(self, deadline: float | None) -> bool:
         """Read once from the socket into the connection; ``False`` on timeout."""
         remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
