@@ -203,7 +203,11 @@ def _unsupported(request: HttpRequest) -> HttpResponse:
         request.path,
         why,
     )
-    return HttpResponse(UNSUPPORTED_BODY, status=501, content_type="text/plain")
+    response = HttpResponse(UNSUPPORTED_BODY, status=501, content_type="text/plain")
+    # The line above is the one error to log; Django would add a generic
+    # "Not Implemented" line for the 5xx unless told it has been logged.
+    response._has_been_logged = True  # type: ignore[attr-defined]
+    return response
 
 
 def serve_websocket(

@@ -30,3 +30,15 @@ def server(db_path: str) -> Iterator[ServerProcess]:
     proc = start_entrypoint(db_path)
     yield proc
     proc.stop()
+
+
+@pytest.fixture(scope="session")
+def django_settings() -> None:
+    """Configure Django in the test process itself (for the test client and settings tests)."""
+    import os
+
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "project.settings")
+    os.environ.setdefault("TEST_DB_PATH", ":memory:")
+    import django
+
+    django.setup()

@@ -59,6 +59,24 @@ class GeventRunServer:
         self._server.stop(timeout=1)
 
 
+def _forget_database_connections() -> None:
+    """Drop connection objects created before monkey-patching.
+
+    Django ties each connection object to the thread that created it; after
+    patching, the same code runs under a greenlet's identity and would be
+    refused.  Fresh objects are created on next use.
+    """
+    from django.db import connections
+
+    for connection in connections.all(initialized_only=True):
+        connection.inc_thread_sharing()
+        try:
+            connection.close()
+        finally:
+            connection.dec_thread_sharing()
+        del connections[connection.alias]
+
+
 class Command(BaseRunserver):
     """Django's ``runserver``, serving HTTP and WebSockets with gevent."""
 
@@ -81,5 +99,6 @@ class Command(BaseRunserver):
 
             if not monkey.is_module_patched("socket"):
                 monkey.patch_all()
+                _forget_database_connections()
             self.server_cls = GeventRunServer
         super().handle(*args, **options)

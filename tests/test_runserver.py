@@ -1,0 +1,56 @@
+"""``manage.py runserver`` serves WebSockets: under gevent by default, threaded with --no-gevent."""
+
+from __future__ import annotations
+
+import sys
+import time
+
+import pytest
+from servers import FrameReader, ServerProcess, client_frame, free_port, project_env, raw_connect
+from websockets.sync.client import connect
+
+
+def _runserver(db_path: str, *options: str) -> ServerProcess:
+    port = free_port()
+    return ServerProcess(
+        [sys.executable, "-m", "django", "runserver", f"127.0.0.1:{port}", *options],
+        port,
+        project_env(TEST_DB_PATH=db_path),
+    )
+
+
+@pytest.mark.parametrize("options", [("--noreload",), ()], ids=["noreload", "autoreload"])
+def test_runserver_gevent(db_path: str, options: tuple[str, ...]) -> None:
+    proc = _runserver(db_path, *options)
+    try:
+        with connect(proc.url("/echo/")) as ws:
+            ws.send("via runserver")
+            assert ws.recv() == "via runserver"
+        assert proc.http_get("/plain/") == (200, b"plain ok")
+        time.sleep(0.3)
+        log = proc.log()
+        assert '"GET /echo/ HTTP/1.1" 101' in log
+        assert "one thread per connection" not in log  # gevent, not threads
+    finally:
+        proc.stop()
+
+
+def test_runserver_no_gevent_threaded(db_path: str) -> None:
+    proc = _runserver(db_path, "--noreload", "--no-gevent")
+    try:
+        sock, head, rest = raw_connect(proc.port, "/echo/")
+        reader = FrameReader(sock, rest)
+        with sock:
+            assert head.startswith(b"HTTP/1.1 101 ")
+            sock.sendall(client_frame(0x1, b"threaded"))
+            assert reader.frame() == (0x1, True, b"threaded")
+            sock.sendall(client_frame(0x8, (1000).to_bytes(2, "big")))
+            assert reader.frame() == (0x8, True, (1000).to_bytes(2, "big"))
+            assert reader.rest_until_eof() == b""  # nothing after the close frame
+        assert proc.http_get("/plain/") == (200, b"plain ok")
+        time.sleep(0.3)
+        log = proc.log()
+        assert log.count("one thread per connection") == 1
+        assert "Traceback" not in log
+    finally:
+        proc.stop()
