@@ -10,7 +10,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from servers import ServerProcess, migrate, start_entrypoint  # noqa: E402
+from servers import ServerProcess, migrate, start_entrypoint
 
 
 def pytest_configure(config: pytest.Config) -> None:

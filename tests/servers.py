@@ -54,7 +54,9 @@ class ServerProcess:
     def __init__(self, command: list[str], port: int, env: dict[str, str]) -> None:
         self.port = port
         self.command = command
-        self._log = tempfile.NamedTemporaryFile(prefix="server-", suffix=".log", delete=False)
+        self._log = tempfile.NamedTemporaryFile(  # noqa: SIM115 - lives as long as the server
+            prefix="server-", suffix=".log", delete=False
+        )
         self.proc = subprocess.Popen(
             command,
             cwd=str(TESTS_DIR),
@@ -145,7 +147,20 @@ def raw_connect(
     return sock, head, rest
 
 
-def client_frame(opcode: int, payload: bytes, fin: bool = True, mask: bytes = b"\x11\x22\x33\x44") -> bytes:
+def open_ws(
+    port: int, path: str, headers: dict[str, str] | None = None
+) -> tuple[socket.socket, FrameReader]:
+    """Hand-shake on a raw socket, assert the 101, and return the socket and a frame reader."""
+    sock, head, rest = raw_connect(port, path, headers)
+    if not head.startswith(b"HTTP/1.1 101 "):
+        sock.close()
+        raise AssertionError(f"expected a 101 response, got {head!r}")
+    return sock, FrameReader(sock, rest)
+
+
+def client_frame(
+    opcode: int, payload: bytes, fin: bool = True, mask: bytes = b"\x11\x22\x33\x44"
+) -> bytes:
     first = opcode | (0x80 if fin else 0)
     length = len(payload)
     if length < 126:

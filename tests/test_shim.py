@@ -9,7 +9,14 @@ import urllib.request
 
 import pytest
 import websocket as websocket_client  # the websocket-client package
-from servers import FrameReader, ServerProcess, client_frame, raw_connect, start_entrypoint
+from servers import (
+    FrameReader,
+    ServerProcess,
+    client_frame,
+    open_ws,
+    raw_connect,
+    start_entrypoint,
+)
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect
 
@@ -155,7 +162,7 @@ def _login_cookie(server: ServerProcess, user: str) -> str:
 
 
 def test_login_required_refuses_before_upgrade(server: ServerProcess) -> None:
-    sock, head, rest = raw_connect(server.port, "/whoami/")
+    sock, head, _rest = raw_connect(server.port, "/whoami/")
     sock.close()
     assert head.startswith(b"HTTP/1.1 302 ")
     assert b"Location: /accounts/login/?next=/whoami/" in head
@@ -174,14 +181,14 @@ def test_request_finished_once_db_closed_and_not_atomic(server: ServerProcess) -
     assert state["in_atomic"] is False  # ATOMIC_REQUESTS = True in the test settings
     time.sleep(0.2)
     status, body = server.http_get("/events/")
+    assert status == 200
     events = json.loads(body)
     # /reset/'s own request_finished, then exactly one for the WebSocket request.
     assert events == [["request_finished", True], ["request_finished", True]]
 
 
 def test_view_exception_closes_1011_and_server_keeps_serving(server: ServerProcess) -> None:
-    sock, head, rest = raw_connect(server.port, "/boom/")
-    reader = FrameReader(sock, rest)
+    sock, reader = open_ws(server.port, "/boom/")
     with sock:
         assert reader.frame() == (TEXT, True, b"about to fail")
         opcode, _, payload = reader.frame()
@@ -200,8 +207,7 @@ def test_view_exception_closes_1011_and_server_keeps_serving(server: ServerProce
 
 
 def test_client_initiated_close_nothing_follows(server: ServerProcess) -> None:
-    sock, head, rest = raw_connect(server.port, "/echo/")
-    reader = FrameReader(sock, rest)
+    sock, reader = open_ws(server.port, "/echo/")
     with sock:
         sock.sendall(client_frame(TEXT, b"ping?"))
         assert reader.frame() == (TEXT, True, b"ping?")
@@ -211,8 +217,7 @@ def test_client_initiated_close_nothing_follows(server: ServerProcess) -> None:
 
 
 def test_server_initiated_close_nothing_follows(server: ServerProcess) -> None:
-    sock, head, rest = raw_connect(server.port, "/server-close/")
-    reader = FrameReader(sock, rest)
+    sock, reader = open_ws(server.port, "/server-close/")
     with sock:
         assert reader.frame() == (TEXT, True, b"bye")
         assert reader.frame() == (CLOSE, True, close_payload(4001, "done here"))
@@ -221,8 +226,7 @@ def test_server_initiated_close_nothing_follows(server: ServerProcess) -> None:
 
 
 def test_view_returning_closes_1000_nothing_follows(server: ServerProcess) -> None:
-    sock, head, rest = raw_connect(server.port, "/returns-at-once/")
-    reader = FrameReader(sock, rest)
+    sock, reader = open_ws(server.port, "/returns-at-once/")
     with sock:
         assert reader.frame() == (TEXT, True, b"hello")
         assert reader.frame() == (CLOSE, True, close_payload(1000))
@@ -233,8 +237,7 @@ def test_view_returning_closes_1000_nothing_follows(server: ServerProcess) -> No
 def test_peer_that_never_answers_close_is_dropped_after_close_timeout(
     server: ServerProcess,
 ) -> None:
-    sock, head, rest = raw_connect(server.port, "/returns-at-once/")
-    reader = FrameReader(sock, rest)
+    sock, reader = open_ws(server.port, "/returns-at-once/")
     with sock:
         assert reader.frame() == (TEXT, True, b"hello")
         assert reader.frame()[0] == CLOSE
@@ -246,7 +249,7 @@ def test_peer_that_never_answers_close_is_dropped_after_close_timeout(
 def test_abrupt_disconnect_leaves_server_healthy(server: ServerProcess) -> None:
     log_before = len(server.log())
     for _ in range(20):
-        sock, head, _ = raw_connect(server.port, "/echo/")
+        sock, _reader = open_ws(server.port, "/echo/")
         sock.sendall(client_frame(TEXT, b"x" * 1000)[:500])  # half a frame, then vanish
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
         sock.close()  # RST
@@ -259,8 +262,7 @@ def test_abrupt_disconnect_leaves_server_healthy(server: ServerProcess) -> None:
 
 
 def test_protocol_violation_fails_with_1002_and_logs(server: ServerProcess) -> None:
-    sock, head, rest = raw_connect(server.port, "/echo/")
-    reader = FrameReader(sock, rest)
+    sock, reader = open_ws(server.port, "/echo/")
     with sock:
         sock.sendall(client_frame(TEXT, b"before") + b"\x81\x05hello")  # second one unmasked
         assert reader.frame() == (TEXT, True, b"before")
@@ -272,8 +274,7 @@ def test_protocol_violation_fails_with_1002_and_logs(server: ServerProcess) -> N
 
 
 def test_invalid_utf8_fails_with_1007(server: ServerProcess) -> None:
-    sock, head, rest = raw_connect(server.port, "/echo/")
-    reader = FrameReader(sock, rest)
+    sock, reader = open_ws(server.port, "/echo/")
     with sock:
         sock.sendall(client_frame(TEXT, b"\xce\xba\xff"))
         opcode, _, payload = reader.frame()
@@ -281,8 +282,7 @@ def test_invalid_utf8_fails_with_1007(server: ServerProcess) -> None:
 
 
 def test_oversized_message_fails_with_1009(server: ServerProcess) -> None:
-    sock, head, rest = raw_connect(server.port, "/echo/")
-    reader = FrameReader(sock, rest)
+    sock, reader = open_ws(server.port, "/echo/")
     with sock:
         # Only the header of a 5 MiB frame: the limit (4 MiB) is decided on it.
         sock.sendall(b"\x82\xff" + (5 << 20).to_bytes(8, "big") + b"\x00\x00\x00\x00")
@@ -337,8 +337,7 @@ def test_undecorated_view_served_with_accept_all(accept_all_server: ServerProces
 
 
 def test_keepalive_ping_timeout_closes_1011(server: ServerProcess) -> None:
-    sock, head, rest = raw_connect(server.port, "/keepalive/")
-    reader = FrameReader(sock, rest)
+    sock, reader = open_ws(server.port, "/keepalive/")
     with sock:
         started = time.monotonic()
         opcode, _, payload = reader.frame()

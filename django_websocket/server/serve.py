@@ -22,7 +22,7 @@ access_logger = logging.getLogger("django.server")
 
 
 def make_server(
-    application: Callable[..., Any], host: str, port: int, **kwargs: Any
+    application: Callable[..., Any] | None, host: str, port: int, **kwargs: Any
 ) -> WebSocketWSGIServer:
     """A gevent WSGI server for ``application`` that serves WebSockets.
 

@@ -20,7 +20,7 @@ import time
 import weakref
 from collections.abc import Callable, Iterator
 from types import TracebackType
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 from ..exceptions import ConnectionClosed
 from ..protocol import (
@@ -82,15 +82,15 @@ def _primitives(green: bool) -> tuple[Callable[[], _Lock], Callable[[], _Event]]
         from gevent.event import Event
         from gevent.lock import Semaphore
 
-        return Semaphore, Event
-    return threading.Lock, threading.Event
+        return cast(Callable[[], _Lock], Semaphore), cast(Callable[[], _Event], Event)
+    return cast(Callable[[], _Lock], threading.Lock), cast(Callable[[], _Event], threading.Event)
 
 
 def _spawn(green: bool, target: Callable[[], None]) -> _Task:
     if green:
         import gevent
 
-        return gevent.spawn(target)
+        return cast(_Task, gevent.spawn(target))
     thread = threading.Thread(target=target, name="django-websocket-keepalive", daemon=True)
     thread.start()
     return thread
@@ -128,7 +128,9 @@ class WebSocket:
         make_lock, make_event = _primitives(green)
         self._send_lock = make_lock()
         self._read_lock = make_lock()
-        self._state_lock: _Lock | _NoLock = _NoLock() if green else threading.RLock()
+        self._state_lock: contextlib.AbstractContextManager[Any] = (
+            _NoLock() if green else threading.RLock()
+        )
         self._pong_event = make_event()
         self._stop_event = make_event()
         self._sock_timeout: float | None = -1.0  # unknown
@@ -231,7 +233,7 @@ class WebSocket:
         if not self.closed and self._conn.pending_messages == 0:
             self._read(time.monotonic())
 
-    def read(self, fallback: Any = None) -> str | bytes | None | Any:
+    def read(self, fallback: Any = None) -> str | bytes | Any | None:
         """Return a message if one is ready, else ``fallback``, without blocking (0.3)."""
         self._poll()
         if self._conn.pending_messages == 0:

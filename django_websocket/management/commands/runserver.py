@@ -100,5 +100,5 @@ class Command(BaseRunserver):
             if not monkey.is_module_patched("socket"):
                 monkey.patch_all()
                 _forget_database_connections()
-            self.server_cls = GeventRunServer
+            self.server_cls = GeventRunServer  # type: ignore[assignment]
         super().handle(*args, **options)
