@@ -48,6 +48,9 @@ def _make(view: Callable[..., Any], options: Options, required: bool) -> Callabl
         return view(request, *args, **kwargs)
 
     setattr(wrapper, MARKER, "require" if required else "accept")
+    # The attributes django-websocket 0.3 and dwebsocket set on decorated views.
+    wrapper.accept_websocket = True  # type: ignore[attr-defined]
+    wrapper.require_websocket = required  # type: ignore[attr-defined]
     wrapper._non_atomic_requests = _ALL_DATABASES  # type: ignore[attr-defined]
     return wrapper
 

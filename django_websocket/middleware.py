@@ -3,7 +3,8 @@
 It gives every request ``request.websocket`` (``None`` unless a WebSocket
 was accepted) and ``request.is_websocket``.  An upgrade request to a view
 without ``@accept_websocket``/``@require_websocket`` is served as a
-WebSocket when ``WEBSOCKET_ACCEPT_ALL`` is true and refused with 400
+WebSocket when ``WEBSOCKET_ACCEPT_ALL`` is true or the view has a true
+``accept_websocket`` attribute (the 0.3 way), and refused with 400
 otherwise.  Decorated views are left to their decorator, so the two never
 hand-shake twice.
 """
@@ -16,7 +17,7 @@ from typing import Any
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
 
 from . import conf
-from .decorators import MARKER
+from .decorators import MARKER, REQUIRE_BODY
 from .upgrade import IsWebSocket, Options, is_upgrade_request, serve_websocket
 
 __all__ = ["WebSocketMiddleware"]
@@ -44,9 +45,25 @@ class WebSocketMiddleware:
         view_args: tuple[Any, ...],
         view_kwargs: dict[str, Any],
     ) -> HttpResponse | None:
-        """Serve or refuse upgrade requests to views that are not decorated."""
-        if not is_upgrade_request(request) or getattr(view_func, MARKER, None):
+        """Serve or refuse requests to views that are not decorated.
+
+        As in django-websocket 0.3, a view can also opt in with attributes
+        instead of decorators: ``view.accept_websocket = True`` lets its
+        upgrade requests through, and ``view.require_websocket = True``
+        refuses its plain requests with 400.
+        """
+        if getattr(view_func, MARKER, None):
+            return None  # the decorator decides
+        if not is_upgrade_request(request):
+            if getattr(view_func, "require_websocket", False):
+                return HttpResponseBadRequest(REQUIRE_BODY, content_type="text/plain")
             return None
-        if conf.get("WEBSOCKET_ACCEPT_ALL"):
-            return serve_websocket(request, view_func, view_args, view_kwargs, self._options)
+        if conf.get("WEBSOCKET_ACCEPT_ALL") or getattr(view_func, "accept_websocket", False):
+            return serve_websocket(
+                request, self.adapt_view(view_func), view_args, view_kwargs, self._options
+            )
         return HttpResponseBadRequest(REFUSE_BODY, content_type="text/plain")
+
+    def adapt_view(self, view_func: Callable[..., Any]) -> Callable[..., Any]:
+        """The callable to run for a view this middleware serves (a hook for compat layers)."""
+        return view_func

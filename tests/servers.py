@@ -51,25 +51,34 @@ def project_env(**extra: str) -> dict[str, str]:
 class ServerProcess:
     """A server started as its own process, with its output captured to a file."""
 
-    def __init__(self, command: list[str], port: int, env: dict[str, str]) -> None:
+    def __init__(
+        self,
+        command: list[str],
+        port: int,
+        env: dict[str, str],
+        cwd: str | Path = TESTS_DIR,
+        ready_timeout: float = 30.0,
+    ) -> None:
         self.port = port
         self.command = command
+        self._log_text = ""
         self._log = tempfile.NamedTemporaryFile(  # noqa: SIM115 - lives as long as the server
             prefix="server-", suffix=".log", delete=False
         )
         self.proc = subprocess.Popen(
             command,
-            cwd=str(TESTS_DIR),
+            cwd=str(cwd),
             env=env,
             stdout=self._log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
         )
         try:
-            wait_for_port(port, self.proc)
+            wait_for_port(port, self.proc, ready_timeout)
         except Exception:
+            log = self.log()
             self.stop()
-            raise RuntimeError(f"{command} failed to start:\n{self.log()}") from None
+            raise RuntimeError(f"{command} failed to start:\n{log}") from None
 
     def url(self, path: str, scheme: str = "ws") -> str:
         return f"{scheme}://127.0.0.1:{self.port}{path}"
@@ -83,6 +92,9 @@ class ServerProcess:
             return exc.code, exc.read()
 
     def log(self) -> str:
+        """Everything the server printed so far (kept after :meth:`stop`)."""
+        if self._log.closed:
+            return self._log_text
         self._log.flush()
         return Path(self._log.name).read_text(errors="replace")
 
@@ -94,6 +106,10 @@ class ServerProcess:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+        if not self._log.closed:
+            self._log_text = self.log()
+            self._log.close()
+            Path(self._log.name).unlink(missing_ok=True)
         return self.proc.returncode
 
 
