@@ -402,6 +402,13 @@ class ServerConnection:
             assert decoder is not None
             try:
                 text = decoder.decode(chunk, final)
+                if not final:
+                    # CPython's incremental decoder only rejects an encoded
+                    # UTF-16 surrogate (ED A0-BF ..) at its third byte, but
+                    # the first two already make the stream invalid.
+                    pending = decoder.getstate()[0]
+                    if len(pending) == 2 and pending[0] == 0xED and pending[1] >= 0xA0:
+                        raise UnicodeDecodeError("utf-8", pending, 0, 2, "surrogate")
             except UnicodeDecodeError:
                 # "When an endpoint is to interpret a byte stream as UTF-8 but
                 # finds that the byte stream is not, in fact, a valid UTF-8
@@ -598,8 +605,12 @@ class ServerConnection:
 
         Queues a close frame with ``code`` if none was sent yet, and moves to
         ``CLOSED``: nothing more is processed.  ``reason`` goes in the frame
-        and in :attr:`failure`, cut to fit the control-frame limit.
+        and in :attr:`failure`, cut to fit the control-frame limit.  Raises
+        ``ValueError``, changing nothing, for a code that may not be sent.
         """
+        if not is_valid_close_code(code):
+            # Refuse before touching any state (RFC 6455 section 7.4.1).
+            raise ValueError(f"close code {code} may not be sent on the wire")
         self._terminal = None
         self._commit_failure(Failure(int(code), reason))
 

@@ -141,7 +141,9 @@ def _accept_offer(
                 client_bits = config.client_max_window_bits
                 hint = _window_bits(value)
                 if hint is not None:
-                    client_bits = min(client_bits, max(hint, 9))
+                    # "with a value equal to or smaller than the received
+                    # value" (RFC 7692 section 7.1.2.2), even for 8.
+                    client_bits = min(client_bits, hint)
                 state_client_bits = True
         else:
             return None
@@ -184,13 +186,17 @@ class DecompressionError(Exception):
 class PerMessageDeflate:
     """Compression state for one connection, in both directions."""
 
-    __slots__ = ("_compressor", "_config", "_decompressor", "params")
+    __slots__ = ("_compressor", "_config", "_decompressor", "_fed", "_trailer", "params")
 
     def __init__(self, params: DeflateParams, config: DeflateConfig | None = None) -> None:
         self.params = params
         self._config = config if config is not None else DeflateConfig()
         self._compressor: zlib._Compress | None = None
         self._decompressor: zlib._Decompress | None = None
+        # What followed the end of the client's deflate stream in this message.
+        self._trailer = b""
+        # Whether the current incoming message carried any compressed bytes.
+        self._fed = False
 
     @property
     def min_size(self) -> int:
@@ -213,6 +219,7 @@ class PerMessageDeflate:
 
     def start_message(self) -> None:
         """Prepare to inflate a new incoming compressed message."""
+        self._fed = False
         if self._decompressor is None or self.params.client_no_context_takeover:
             self._decompressor = zlib.decompressobj(-self.params.client_max_window_bits)
 
@@ -227,14 +234,22 @@ class PerMessageDeflate:
         section 7.2.2 requires, before inflating.
         """
         decompressor = self._decompressor
+        if data:
+            self._fed = True
+        elif final and not self._fed:
+            # A compressed message with no payload at all.  RFC 7692 encodes
+            # the empty message as a single 0x00 (section 7.2.3.6), so this is
+            # sloppy rather than hostile; feeding the tail alone would leave
+            # the inflater inside a stored block and garble later messages,
+            # so it is taken as an empty message and the context is left alone.
+            return b""
         if final:
             data = data + _TAIL
         if decompressor is None:
-            # The stream already ended inside this message (see below):
-            # only the tail we append ourselves may follow.
-            if data in (b"", _TAIL):
-                return b""
-            raise DecompressionError("data after the end of the deflate stream")
+            # The stream already ended inside this message (see below).
+            self._trailer += data
+            self._check_trailer(final)
+            return b""
         try:
             if limit is None:
                 out = decompressor.decompress(data)
@@ -245,9 +260,22 @@ class PerMessageDeflate:
         except zlib.error as exc:
             raise DecompressionError(str(exc)) from None
         if decompressor.eof:
-            # The client ended the deflate stream with a final block; data
-            # after it is invalid, and the next message needs a new stream.
+            # The client ended the deflate stream with a final block; only
+            # the octet checked below may follow, and the next message needs
+            # a new stream.
             self._decompressor = None
-            if decompressor.unused_data not in (b"", _TAIL):
-                raise DecompressionError("data after the end of the deflate stream")
+            self._trailer = decompressor.unused_data
+            self._check_trailer(final)
         return out
+
+    def _check_trailer(self, final: bool) -> None:
+        """Allow only an empty stored block's first octet after the final block.
+
+        RFC 7692 section 7.2.3.4: a sender that flushes with a "BFINAL" block
+        follows it with one 0x00 octet, "the header bits with "BFINAL" set to
+        0 and "BTYPE" set to 00", whose other four octets it removed and the
+        receiver appends.  Anything else after the final block is invalid.
+        """
+        client_bytes = self._trailer[:-4] if final else self._trailer
+        if client_bytes not in (b"", b"\x00"):
+            raise DecompressionError("data after the end of the deflate stream")
