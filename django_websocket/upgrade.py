@@ -12,7 +12,7 @@ import contextlib
 import logging
 import socket
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -32,7 +32,7 @@ from .protocol import (
     ServerConnection,
     negotiate,
 )
-from .server.transport import find_transport
+from .server.transport import Transport, find_transport
 from .server.websocket import WebSocket
 
 __all__ = [
@@ -94,6 +94,28 @@ class WebSocketFinished(HttpResponse):
 
     def __init__(self) -> None:
         super().__init__(b"", status=101)
+
+
+class _ClosedByIteration(WebSocketFinished):
+    """A :class:`WebSocketFinished` that closes itself once iterated to the end.
+
+    gevent-websocket's handler iterates the application's response but never
+    calls its ``close()``, so Django would never send ``request_finished``
+    (nor close the request's database connections).  Closing happens once,
+    however many times the server iterates or closes it.
+    """
+
+    _closed_once = False
+
+    def __iter__(self) -> Iterator[bytes]:
+        yield from ()
+        self.close()
+
+    def close(self) -> None:
+        """Close once (runs Django's ``request_finished``)."""
+        if not self._closed_once:
+            self._closed_once = True
+            super().close()
 
 
 @dataclass(frozen=True)
@@ -226,6 +248,8 @@ def serve_websocket(
     transport = find_transport(request.META)
     if transport is None:
         return _unsupported(request)
+    if transport.already_upgraded:
+        return _serve_upgraded(request, view, args, kwargs, options, transport)
 
     compression = options.get("compression")
     policy = HandshakePolicy(
@@ -259,16 +283,69 @@ def serve_websocket(
         return WebSocketFinished()
 
     deflate = PerMessageDeflate(result.deflate) if result.deflate is not None else None
+    websocket = _websocket(transport, options, result.subprotocol, deflate, initial_data)
+    return _run_view(request, view, args, kwargs, websocket)
+
+
+def _websocket(
+    transport: Transport,
+    options: Options,
+    subprotocol: str | None,
+    deflate: PerMessageDeflate | None,
+    initial_data: bytes,
+) -> WebSocket:
+    """The blocking WebSocket for ``transport``, with the view's options applied."""
     connection = ServerConnection(max_message_size=options.get("max_message_size"), deflate=deflate)
-    websocket = WebSocket(
+    return WebSocket(
         transport,
         connection,
-        subprotocol=result.subprotocol,
+        subprotocol=subprotocol,
         close_timeout=float(options.get("close_timeout")),
         ping_interval=options.get("ping_interval"),
         ping_timeout=options.get("ping_timeout"),
         initial_data=initial_data,
     )
+
+
+def _serve_upgraded(
+    request: HttpRequest,
+    view: Callable[..., Any],
+    args: Sequence[Any],
+    kwargs: dict[str, Any],
+    options: Options,
+    transport: Transport,
+) -> HttpResponse:
+    """Run ``view`` on a connection the server has already upgraded (gevent-websocket).
+
+    The server wrote its own 101 and negotiated no extension, so no handshake
+    is written here; a refused Origin can only be answered with a close frame.
+    """
+    _warn_about_capacity(transport.server, transport.threaded)
+    initial_data = transport.hijack()
+    websocket = _websocket(transport, options, transport.subprotocol, None, initial_data)
+    origin = request.META.get("HTTP_ORIGIN")
+    if not _origin_checker(request, options.get("origins"))(origin):
+        logger.warning(
+            "WebSocket for %s from origin %r closed with 1008: %s had already accepted "
+            "the handshake",
+            request.path,
+            origin,
+            transport.server,
+        )
+        websocket.finish(CloseCode.POLICY_VIOLATION, "origin not allowed")
+        return _ClosedByIteration()
+    _run_view(request, view, args, kwargs, websocket)
+    return _ClosedByIteration()
+
+
+def _run_view(
+    request: HttpRequest,
+    view: Callable[..., Any],
+    args: Sequence[Any],
+    kwargs: dict[str, Any],
+    websocket: WebSocket,
+) -> HttpResponse:
+    """Run the view with ``request.websocket``, then close with a code saying how it ended."""
     request.websocket = websocket  # type: ignore[attr-defined]
     code, reason = CloseCode.NORMAL_CLOSURE, ""
     try:
@@ -282,6 +359,11 @@ def serve_websocket(
             extra={"status_code": 1011, "request": request},
         )
         got_request_exception.send(sender=None, request=request)
+    except BaseException:
+        # SystemExit, GreenletExit, KeyboardInterrupt: the worker is being
+        # stopped under the view; tell the client it is going away.
+        code, reason = CloseCode.GOING_AWAY, "server shutting down"
+        raise
     finally:
         websocket.finish(code, reason)
     return WebSocketFinished()

@@ -5,14 +5,23 @@ For an upgrade request it offers the connection to the application under
 (performed a WebSocket handshake), the handler writes no HTTP response at
 all, ends keep-alive and logs the request as ``101``; any other request is
 served exactly as by gevent's own handler.
+
+The server can also *drain* for a graceful shutdown
+(:meth:`WebSocketWSGIServer.drain`): connections waiting idle between two
+keep-alive requests are ended at once, and a connection busy with a request
+is ended once that request's response has been written.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import socket
+import weakref
 from types import TracebackType
 from typing import Any
 
+from gevent import GreenletExit
 from gevent.pywsgi import WSGIHandler, WSGIServer
 
 from .transport import ENVIRON_KEY, Transport
@@ -28,6 +37,28 @@ class WebSocketHandler(WSGIHandler):  # type: ignore[misc]
     """gevent WSGI handler that never writes after a WebSocket took the connection."""
 
     _transport: Transport | None = None
+
+    def read_requestline(self) -> str:
+        """Read the next request line, as an idle connection the server may end while draining."""
+        server = self.server
+        if getattr(server, "draining", False):
+            return ""  # no new request on this connection: the server is stopping
+        idle = getattr(server, "idle_handlers", None)
+        if idle is not None:
+            idle.add(self)
+        try:
+            line: str = super().read_requestline()
+        finally:
+            if idle is not None:
+                idle.discard(self)
+        return line
+
+    def handle_one_request(self) -> Any:
+        """Handle one request; end keep-alive once the server drains."""
+        result = super().handle_one_request()
+        if result is True and getattr(self.server, "draining", False):
+            return None
+        return result
 
     def get_environ(self) -> dict[str, Any]:
         """The WSGI environ, plus the connection for requests that ask for an upgrade."""
@@ -77,7 +108,12 @@ class WebSocketHandler(WSGIHandler):  # type: ignore[misc]
         if not self._hijacked():
             super().handle_error(t, v, tb)
             return
-        logger.error("Error after a WebSocket session ended", exc_info=(t, v, tb))
+        if issubclass(t, GreenletExit):
+            # The server stopped while this view was still running, past the
+            # shutdown timeout; the WebSocket was already closed for it.
+            logger.warning("WebSocket view for %s stopped at shutdown", self.path)
+        else:
+            logger.error("Error after a WebSocket session ended", exc_info=(t, v, tb))
         self._end_after_websocket()
 
 
@@ -85,3 +121,27 @@ class WebSocketWSGIServer(WSGIServer):  # type: ignore[misc]
     """gevent's ``WSGIServer`` with :class:`WebSocketHandler` as its handler."""
 
     handler_class = WebSocketHandler
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.draining = False
+        """Whether the server is stopping: no further request is read on any connection."""
+        self.idle_handlers: weakref.WeakSet[WebSocketHandler] = weakref.WeakSet()
+        """Handlers waiting for the next request on a keep-alive connection."""
+
+    def drain(self) -> int:
+        """Read no further request on any connection, and end idle keep-alive connections now.
+
+        A request in progress runs to its end (its response is written, then
+        its connection is closed); WebSockets are not affected (close them
+        with :func:`~django_websocket.server.serve.close_open_websockets`).
+        Returns how many idle connections were ended.
+        """
+        self.draining = True
+        idle = list(self.idle_handlers)
+        for handler in idle:
+            sock = getattr(handler, "socket", None)
+            if sock is not None:
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
+        return len(idle)

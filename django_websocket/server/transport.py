@@ -1,12 +1,14 @@
 """Find the client's socket in a WSGI environ, for every server we know.
 
 Taking the socket is outside the WSGI specification.  Each server keeps it
-somewhere else; the places below were measured (see CAVEATS.md):
+somewhere else; the places below were measured (see docs/deployment.md):
 
 ==============================  ===========================================
 server                          where the socket is
 ==============================  ===========================================
 this package's handler          ``environ["django_websocket.transport"]``
+gevent-websocket (handler or    ``environ["wsgi.websocket"].handler.socket``
+its gunicorn worker)            (already upgraded by the server)
 gunicorn gevent, sync, gthread  ``environ["gunicorn.socket"]``
 gunicorn gevent_pywsgi          ``environ["gunicorn.sock"]``
 gevent ``pywsgi`` (upgrade)     ``environ["wsgi.input"].raw._sock``
@@ -15,7 +17,19 @@ Django ``runserver``            ``environ["wsgi.input"]._read.__self__.raw._sock
 
 Where the server reads requests through a buffered reader, the bytes it may
 already have buffered past the request headers are drained through that
-reader before the socket is read directly, so none is lost.
+reader before the socket is read directly, so none is lost.  gunicorn's own
+parser (its gevent, sync and gthread workers) keeps such bytes in its
+``Unreader``; they are taken from there where gunicorn offers a way
+(``Unreader.take_buffered()``, as gunicorn 27 does).
+
+gevent-websocket's handler (and its gunicorn worker) is a special case: it
+answers the handshake itself before the application runs and offers its own
+connection object as ``environ["wsgi.websocket"]``.  That connection is
+*adopted*: the transport found under it is marked
+:attr:`Transport.already_upgraded`, the handshake must not be answered a
+second time, and this package's protocol core reads and writes the socket
+from then on (gevent-websocket's object is retired so that it writes
+nothing, not even its own close frame).
 """
 
 from __future__ import annotations
@@ -25,10 +39,19 @@ import socket
 from collections.abc import Callable, Mapping
 from typing import Any
 
-__all__ = ["ENVIRON_KEY", "Transport", "find_transport", "is_green_socket"]
+__all__ = [
+    "ENVIRON_KEY",
+    "GEVENT_WEBSOCKET_KEY",
+    "Transport",
+    "find_transport",
+    "is_green_socket",
+]
 
 #: The environ key under which this package's own handler offers the connection.
 ENVIRON_KEY = "django_websocket.transport"
+
+#: The environ key under which gevent-websocket offers a connection it upgraded.
+GEVENT_WEBSOCKET_KEY = "wsgi.websocket"
 
 
 def is_green_socket(sock: object) -> bool:
@@ -47,9 +70,29 @@ class Transport:
     when each socket holds an operating-system thread (a capacity limit);
     ``on_hijack`` is called once the WebSocket handshake has been written,
     so a server that cooperates can stop treating the request as HTTP.
+    ``take_buffered``, for servers that parse requests from a buffer of
+    their own instead of a ``reader`` over the socket, returns without
+    blocking the bytes that buffer holds past the request.
+
+    ``already_upgraded`` is true when the server answered the opening
+    handshake itself, before the application ran (gevent-websocket).  The
+    application must then write no handshake response of its own; it can no
+    longer refuse with an HTTP status either (a refusal becomes a close
+    frame, such as 1008); ``subprotocol`` is the subprotocol the server
+    agreed to (``None`` when none), and no extension was negotiated.
     """
 
-    __slots__ = ("_hijacked", "_reader", "on_hijack", "server", "sock", "threaded")
+    __slots__ = (
+        "_hijacked",
+        "_reader",
+        "_take_buffered",
+        "already_upgraded",
+        "on_hijack",
+        "server",
+        "sock",
+        "subprotocol",
+        "threaded",
+    )
 
     def __init__(
         self,
@@ -59,12 +102,18 @@ class Transport:
         reader: io.BufferedIOBase | None = None,
         threaded: bool | None = None,
         on_hijack: Callable[[], None] | None = None,
+        already_upgraded: bool = False,
+        subprotocol: str | None = None,
+        take_buffered: Callable[[], bytes] | None = None,
     ) -> None:
         self.sock = sock
         self.server = server
         self._reader = reader
+        self._take_buffered = take_buffered
         self.threaded = (not is_green_socket(sock)) if threaded is None else threaded
         self.on_hijack = on_hijack
+        self.already_upgraded = already_upgraded
+        self.subprotocol = subprotocol
         self._hijacked = False
 
     @property
@@ -81,6 +130,9 @@ class Transport:
         self._hijacked = True
         if self.on_hijack is not None:
             self.on_hijack()
+        take, self._take_buffered = self._take_buffered, None
+        if take is not None:
+            return take()
         reader, self._reader = self._reader, None
         if reader is None:
             return b""
@@ -110,15 +162,85 @@ def _socket_behind(stream: Any) -> tuple[socket.socket, io.BufferedIOBase] | Non
     return None
 
 
+def _gunicorn_buffered(wsgi_input: Any) -> Callable[[], bytes] | None:
+    """How to take the bytes gunicorn's parser read past the request, if it can tell.
+
+    Only for a request without a body (a handshake is a GET): whatever
+    follows its headers then belongs to the WebSocket.
+    """
+    reader = getattr(wsgi_input, "reader", None)
+    take = getattr(getattr(reader, "unreader", None), "take_buffered", None)
+    if not callable(take) or getattr(reader, "length", None) != 0:
+        return None
+
+    def take_buffered() -> bytes:
+        try:
+            data = take()
+        except (OSError, ValueError):
+            return b""
+        return bytes(data) if isinstance(data, (bytes, bytearray)) else b""
+
+    return take_buffered
+
+
+def _header(headers: Any, name: str) -> str | None:
+    """The value of response header ``name`` in a list of (name, value) pairs, str or bytes."""
+    for key, value in headers or ():
+        if isinstance(key, bytes):
+            key = key.decode("latin-1")
+        if isinstance(value, bytes):
+            value = value.decode("latin-1")
+        if isinstance(key, str) and key.lower() == name and isinstance(value, str):
+            return value.strip()
+    return None
+
+
+def _adopt(websocket: Any) -> Transport | None:
+    """The transport under a connection gevent-websocket's handler has already upgraded.
+
+    gevent-websocket's ``WebSocket`` keeps its handler, and the handler keeps
+    the client socket and the buffered reader it parsed the request with.
+    Anything else under ``wsgi.websocket`` (or a connection already closed)
+    is not adopted.
+    """
+    handler = getattr(websocket, "handler", None)
+    sock = getattr(handler, "socket", None)
+    reader = getattr(handler, "rfile", None)
+    if not isinstance(sock, socket.socket) or getattr(websocket, "closed", True):
+        return None
+
+    def retire() -> None:
+        # From here on this package drives the connection.  A closed
+        # gevent-websocket object writes nothing: its handler skips its
+        # closing handshake, and its __del__ fails quietly before sending.
+        websocket.closed = True
+
+    return Transport(
+        sock,
+        "gevent-websocket",
+        reader=reader if isinstance(reader, io.BufferedIOBase) else None,
+        threaded=False,
+        on_hijack=retire,
+        already_upgraded=True,
+        subprotocol=_header(getattr(handler, "response_headers", None), "sec-websocket-protocol"),
+    )
+
+
 def find_transport(environ: Mapping[str, Any]) -> Transport | None:
     """Return the connection behind ``environ``, or ``None`` when it cannot be taken.
 
     HTTP/2 requests never yield a socket: their stream shares a connection
-    with other requests.
+    with other requests.  When the server has already upgraded the
+    connection (``environ["wsgi.websocket"]``) but it cannot be adopted,
+    ``None`` is returned too: answering the handshake a second time would
+    corrupt the stream.
     """
     own = environ.get(ENVIRON_KEY)
     if isinstance(own, Transport):
         return own
+    upgraded = environ.get(GEVENT_WEBSOCKET_KEY)
+    if upgraded is not None:
+        return _adopt(upgraded)
     if str(environ.get("SERVER_PROTOCOL", "")).upper().startswith("HTTP/2"):
         return None
     wsgi_input = environ.get("wsgi.input")
@@ -127,7 +249,7 @@ def find_transport(environ: Mapping[str, Any]) -> Transport | None:
     if isinstance(sock, socket.socket):
         # gunicorn's sync, gthread and gevent workers: its own parser reads the
         # request; the reader under wsgi.input, if any, is not the socket's.
-        return Transport(sock, "gunicorn")
+        return Transport(sock, "gunicorn", take_buffered=_gunicorn_buffered(wsgi_input))
     sock = environ.get("gunicorn.sock")
     if isinstance(sock, socket.socket):
         reader = behind[1] if behind is not None and behind[0] is sock else None

@@ -19,4 +19,8 @@ urlpatterns = [
     path("plain/", views.plain),
     path("login/", views.login),
     path("debug/state/", views.debug_state),
+    path("stream/", views.stream),
+    path("linger/", views.linger),
+    path("debug/websockets/", views.websocket_state),
+    path("slow/", views.slow),
 ]

@@ -136,3 +136,44 @@ def debug_state(request):
     alive = [g for g in gc.get_objects() if isinstance(g, greenlet) and not g.dead]
     fds = len(os.listdir("/proc/self/fd"))
     return HttpResponse(json.dumps({"greenlets": len(alive), "fds": fds}))
+
+
+# ----------------------------------------------------------------------
+# Views for the server matrix and shutdown tests (tests/test_servers*.py)
+
+STREAM_BURSTS = [0]
+
+
+@require_websocket
+def stream(request):
+    """Send ``?n=`` numbered messages at once, then echo until closed, and log the end."""
+    import logging
+
+    ws = request.websocket
+    for i in range(int(request.GET.get("n", "10"))):
+        ws.send(f"message {i}")
+    STREAM_BURSTS[0] += 1
+    for message in ws:
+        ws.send(message)
+    logging.getLogger("testapp").info("stream view saw the close: code %s", ws.close_code)
+
+
+@require_websocket
+def linger(request):
+    """Echo until closed, then keep running: a view that ignores a shutdown."""
+    for message in request.websocket:
+        request.websocket.send(message)
+    time.sleep(60)
+
+
+def websocket_state(request):
+    """How many WebSocket views run in this process, and how many stream bursts were sent."""
+    from django_websocket.server.websocket import open_websockets
+
+    return HttpResponse(json.dumps({"open": len(open_websockets()), "bursts": STREAM_BURSTS[0]}))
+
+
+def slow(request):
+    """A plain HTTP response that takes ``?s=`` seconds (a request in flight at shutdown)."""
+    time.sleep(float(request.GET.get("s", "1")))
+    return HttpResponse("slow done")

@@ -1,0 +1,519 @@
+"""The server matrix: every supported WSGI server, started as a real process on a loopback port.
+
+For each server the same sessions run over raw sockets: a client-initiated
+close, a server-initiated close and a view that raises.  Each asserts the
+echo, that *zero* bytes follow the server's close frame and that the TCP
+connection then ends, that the server's log has no error line for them
+(except the intended ``django.request`` error of the view that raises), and
+that the next plain HTTP request is served normally.
+
+The servers are started once for the module, all at the same time.  The
+rows of docs/deployment.md's table point at the tests here.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import pytest
+from gunicorn.http.unreader import Unreader
+from servers import (
+    KEY,
+    TESTS_DIR,
+    FrameReader,
+    ServerProcess,
+    client_frame,
+    free_port,
+    open_ws,
+    project_env,
+    raw_connect,
+)
+
+TEXT, BINARY, CLOSE = 0x1, 0x2, 0x8
+
+CAPACITY_WARNING = "one thread per connection"
+
+# Lines that must not appear in a server's log for the sessions tested here.
+ERROR_LINE = re.compile(
+    r"traceback|error|exception|broken pipe|errno|bad file descriptor|worker timeout", re.I
+)
+
+
+def _gunicorn_has(setting: str) -> bool:
+    import gunicorn.config
+
+    return any(item.name == setting for item in gunicorn.config.KNOWN_SETTINGS)
+
+
+def gunicorn_command(port: int, worker_class: str, *options: str) -> list[str]:
+    """gunicorn serving ``project.wsgi`` with one worker and its access log on stdout."""
+    command = [
+        sys.executable,
+        "-m",
+        "gunicorn",
+        "--chdir",
+        str(TESTS_DIR),
+        "--bind",
+        f"127.0.0.1:{port}",
+        "--workers",
+        "1",
+        "--worker-class",
+        worker_class,
+        "--access-logfile",
+        "-",
+        *options,
+    ]
+    if _gunicorn_has("control_socket_disable"):
+        # Recent gunicorn listens on a control socket at a fixed path by
+        # default; several test servers at once must not share it.
+        command.append("--no-control-socket")
+    return [*command, "project.wsgi"]
+
+
+@dataclass(frozen=True)
+class Row:
+    """One server of the matrix."""
+
+    name: str
+    command: Callable[[int], list[str]]
+    threaded: bool = False  # one thread per WebSocket: the capacity warning is expected
+    logs_101: bool = False  # the access log shows the WebSocket request as 101
+    adopts: bool = False  # gevent-websocket: the server upgraded the connection itself
+
+
+ROWS = [
+    Row(
+        "entrypoint",
+        lambda port: [sys.executable, "-m", "django_websocket", f"127.0.0.1:{port}"],
+        logs_101=True,
+    ),
+    Row(
+        "stock-gevent",
+        lambda port: [sys.executable, "run_server.py", "stock-gevent", str(port)],
+    ),
+    Row(
+        "gunicorn-gevent",
+        lambda port: gunicorn_command(port, "gevent", "--worker-connections", "100"),
+        logs_101=True,
+    ),
+    Row(
+        "gunicorn-gevent_pywsgi",
+        lambda port: gunicorn_command(port, "gevent_pywsgi"),
+    ),
+    Row(
+        "gunicorn-sync",
+        lambda port: gunicorn_command(port, "sync"),
+        threaded=True,
+        logs_101=True,
+    ),
+    Row(
+        "gunicorn-gthread",
+        lambda port: gunicorn_command(port, "gthread", "--threads", "4"),
+        threaded=True,
+        logs_101=True,
+    ),
+    Row(
+        "runserver-threaded",
+        lambda port: [
+            sys.executable,
+            "-m",
+            "django",
+            "runserver",
+            "--noreload",
+            "--no-gevent",
+            f"127.0.0.1:{port}",
+        ],
+        threaded=True,
+    ),
+    Row(
+        "gevent-websocket",
+        lambda port: [sys.executable, "run_server.py", "gevent-websocket", str(port)],
+        adopts=True,
+    ),
+    Row(
+        "gevent-websocket-gunicorn",
+        lambda port: gunicorn_command(
+            port, "geventwebsocket.gunicorn.workers.GeventWebSocketWorker"
+        ),
+        adopts=True,
+    ),
+]
+ROW_NAMES = [row.name for row in ROWS]
+# Rows where gunicorn's own HTTP parser reads the request (not gevent's).
+GUNICORN_PARSER_ROWS = {"gunicorn-gevent", "gunicorn-sync", "gunicorn-gthread"}
+ROWS_BY_NAME = {row.name: row for row in ROWS}
+
+
+def start_servers(rows: list[Row], db_path: str, **env: str) -> dict[str, ServerProcess]:
+    """Start one process per row, all at once; wait until every one listens."""
+
+    def start(row: Row) -> ServerProcess:
+        port = free_port()
+        return ServerProcess(row.command(port), port, project_env(TEST_DB_PATH=db_path, **env))
+
+    with ThreadPoolExecutor(max_workers=len(rows)) as pool:
+        futures = {row.name: pool.submit(start, row) for row in rows}
+    started: dict[str, ServerProcess] = {}
+    failures = []
+    for name, future in futures.items():
+        try:
+            started[name] = future.result()
+        except Exception as exc:  # pragma: no cover - reported below
+            failures.append(f"{name}: {exc}")
+    if failures:
+        stop_all(list(started.values()))
+        raise RuntimeError("\n".join(failures))
+    return started
+
+
+def stop_all(processes: list[ServerProcess], timeout: float = 20.0) -> None:
+    """SIGTERM every server at once, then wait for each (killing any that hangs)."""
+    for proc in processes:
+        if proc.proc.poll() is None:
+            proc.proc.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    for proc in processes:
+        try:
+            proc.proc.wait(max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            proc.proc.kill()
+            proc.proc.wait()
+
+
+@pytest.fixture(scope="module")
+def processes(db_path: str) -> Iterator[dict[str, ServerProcess]]:
+    """Every server of the matrix, started once for the module."""
+    started = start_servers(ROWS, db_path)
+    yield started
+    stop_all(list(started.values()))
+
+
+@pytest.fixture(params=ROW_NAMES)
+def row(request: pytest.FixtureRequest) -> Row:
+    """Each row of the matrix in turn."""
+    return ROWS_BY_NAME[request.param]
+
+
+@pytest.fixture
+def server(row: Row, processes: dict[str, ServerProcess]) -> ServerProcess:
+    """The running server of the row."""
+    proc = processes[row.name]
+    assert proc.proc.poll() is None, f"{row.name} exited:\n{proc.log()}"
+    return proc
+
+
+# ----------------------------------------------------------------------
+# Helpers
+
+
+def close_payload(code: int, reason: str = "") -> bytes:
+    """The payload of a close frame."""
+    return code.to_bytes(2, "big") + reason.encode()
+
+
+def log_since(server: ServerProcess, mark: int, settle: float = 0.1) -> str:
+    """The server's log written after ``mark`` (a length of an earlier log)."""
+    time.sleep(settle)
+    return server.log()[mark:]
+
+
+def error_lines(log: str) -> list[str]:
+    """The lines of ``log`` that report an error."""
+    return [line for line in log.splitlines() if ERROR_LINE.search(line)]
+
+
+def without_boom_report(log: str) -> str:
+    """The log minus the one error report the raising view is meant to produce."""
+    pattern = re.compile(
+        r"Internal Server Error in WebSocket view: /boom/\n"
+        r"Traceback \(most recent call last\):\n(?:[ \t].*\n)*"
+        r"RuntimeError: view failure after the upgrade\n"
+    )
+    return pattern.sub("", log, count=1)
+
+
+def assert_served_normally_after(server: ServerProcess) -> None:
+    """A plain HTTP request on a new connection gets its normal response."""
+    assert server.http_get("/plain/") == (200, b"plain ok")
+
+
+def finish_and_read_rest(sock: socket.socket, reader: FrameReader, code: bytes) -> bytes:
+    """Answer the server's close frame; return every byte that follows it, up to EOF."""
+    sock.sendall(client_frame(CLOSE, code))
+    return reader.rest_until_eof(timeout=5)
+
+
+# ----------------------------------------------------------------------
+# The three sessions, on every server
+
+
+def test_client_initiated_close(row: Row, server: ServerProcess) -> None:
+    """Echo text and binary; the client closes; only EOF follows the close frame; logged as 101."""
+    mark = len(server.log())
+    sock, reader = open_ws(server.port, "/echo/")
+    with sock:
+        sock.sendall(client_frame(TEXT, f"hello from {row.name}".encode()))
+        assert reader.frame() == (TEXT, True, f"hello from {row.name}".encode())
+        sock.sendall(client_frame(BINARY, b"\x00\x01\xfe\xff"))
+        assert reader.frame() == (BINARY, True, b"\x00\x01\xfe\xff")
+        sock.sendall(client_frame(CLOSE, close_payload(1000, "client done")))
+        assert reader.frame() == (CLOSE, True, close_payload(1000))
+        assert reader.rest_until_eof(timeout=5) == b""  # zero bytes, then EOF
+    assert_served_normally_after(server)
+    log = log_since(server, mark)
+    assert error_lines(log) == [], log
+    if row.logs_101:
+        assert re.search(r'"GET /echo/ HTTP/1\.1" 101 ', log), log
+
+
+def test_server_initiated_close(row: Row, server: ServerProcess) -> None:
+    """The view closes with 4001; only EOF follows the close frame."""
+    mark = len(server.log())
+    sock, reader = open_ws(server.port, "/server-close/")
+    with sock:
+        assert reader.frame() == (TEXT, True, b"bye")
+        assert reader.frame() == (CLOSE, True, close_payload(4001, "done here"))
+        assert finish_and_read_rest(sock, reader, close_payload(4001)) == b""
+    assert_served_normally_after(server)
+    log = log_since(server, mark)
+    assert error_lines(log) == [], log
+
+
+def test_view_that_raises(row: Row, server: ServerProcess) -> None:
+    """A view raising after the upgrade: close 1011, one django.request error, then EOF."""
+    mark = len(server.log())
+    sock, reader = open_ws(server.port, "/boom/")
+    with sock:
+        assert reader.frame() == (TEXT, True, b"about to fail")
+        assert reader.frame() == (CLOSE, True, close_payload(1011, "internal server error"))
+        assert finish_and_read_rest(sock, reader, close_payload(1011)) == b""
+    assert_served_normally_after(server)
+    log = log_since(server, mark)
+    assert log.count("Internal Server Error in WebSocket view: /boom/") == 1, log
+    rest = without_boom_report(log)
+    assert error_lines(rest) == [], log
+
+
+def test_client_that_never_answers_the_close(processes: dict[str, ServerProcess]) -> None:
+    """The server ends the TCP connection after its close timeout (2 s), and writes nothing else.
+
+    All servers at once, since each waits out the timeout.
+    """
+
+    def session(server: ServerProcess) -> tuple[bytes, float]:
+        sock, reader = open_ws(server.port, "/returns-at-once/")
+        with sock:
+            assert reader.frame() == (TEXT, True, b"hello")
+            assert reader.frame() == (CLOSE, True, close_payload(1000))
+            started = time.monotonic()
+            rest = reader.rest_until_eof(timeout=10)
+            return rest, time.monotonic() - started
+
+    marks = {name: len(server.log()) for name, server in processes.items()}
+    with ThreadPoolExecutor(max_workers=len(processes)) as pool:
+        results = {name: pool.submit(session, server) for name, server in processes.items()}
+    for name, future in results.items():
+        rest, waited = future.result()
+        assert rest == b"", name
+        assert 1.5 < waited < 4, (name, waited)  # WEBSOCKET_CLOSE_TIMEOUT is 2 s
+        server = processes[name]
+        assert_served_normally_after(server)
+        assert error_lines(log_since(server, marks[name], settle=0)) == [], name
+
+
+def test_bytes_sent_with_the_handshake_are_kept(row: Row, server: ServerProcess) -> None:
+    """A frame in the same packet as the handshake is not lost in the server's read buffer."""
+    if row.name in GUNICORN_PARSER_ROWS and not hasattr(Unreader, "take_buffered"):
+        pytest.skip("this gunicorn has no Unreader.take_buffered(): its parser keeps the bytes")
+    sock = socket.create_connection(("127.0.0.1", server.port), timeout=5)
+    with sock:
+        head = (
+            f"GET /echo/ HTTP/1.1\r\nHost: 127.0.0.1:{server.port}\r\nUpgrade: websocket\r\n"
+            f"Connection: Upgrade\r\nSec-WebSocket-Key: {KEY}\r\n"
+            "Sec-WebSocket-Version: 13\r\n\r\n"
+        ).encode()
+        sock.sendall(head + client_frame(TEXT, b"pipelined"))
+        data = b""
+        while b"\r\n\r\n" not in data:
+            chunk = sock.recv(4096)
+            assert chunk, data
+            data += chunk
+        response, _, rest = data.partition(b"\r\n\r\n")
+        assert response.startswith(b"HTTP/1.1 101 ")
+        reader = FrameReader(sock, rest)
+        assert reader.frame() == (TEXT, True, b"pipelined")
+        sock.sendall(client_frame(CLOSE, close_payload(1000)))
+        assert reader.frame() == (CLOSE, True, close_payload(1000))
+        assert reader.rest_until_eof() == b""
+
+
+def test_request_finished_sent_once(row: Row, server: ServerProcess) -> None:
+    """Django's request_finished (which closes database connections) runs once per WebSocket."""
+    assert server.http_get("/reset/") == (200, b"ok")
+    sock, reader = open_ws(server.port, "/orm/")
+    with sock:
+        state = json.loads(reader.frame()[2])
+        assert state == {"in_atomic": False, "users": state["users"]}
+        sock.sendall(client_frame(CLOSE, close_payload(1000)))
+        assert reader.frame()[0] == CLOSE
+        assert reader.rest_until_eof() == b""
+    time.sleep(0.3)  # the signal follows the view by far less
+    events = json.loads(server.http_get("/events/")[1])
+    # /reset/'s own and the WebSocket's (the /events/ request's own comes
+    # after its response).
+    assert events == [["request_finished", True], ["request_finished", True]], events
+
+
+def test_capacity_warning(row: Row, server: ServerProcess) -> None:
+    """Threaded servers warn once per process that each WebSocket holds a thread; others never."""
+    for _ in range(2):
+        sock, reader = open_ws(server.port, "/returns-at-once/")
+        with sock:
+            assert reader.frame() == (TEXT, True, b"hello")
+            assert reader.frame() == (CLOSE, True, close_payload(1000))
+            assert finish_and_read_rest(sock, reader, close_payload(1000)) == b""
+    log = log_since(server, 0)
+    assert log.count(CAPACITY_WARNING) == (1 if row.threaded else 0), log
+
+
+# ----------------------------------------------------------------------
+# gevent-websocket: its connection is adopted, not hand-shaken twice
+
+ADOPTING = [row.name for row in ROWS if row.adopts]
+
+
+@pytest.mark.parametrize("name", ADOPTING)
+def test_adopted_connection_has_one_handshake(
+    name: str, processes: dict[str, ServerProcess]
+) -> None:
+    """gevent-websocket's 101 is the only one; our frames follow it; nothing after our close."""
+    server = processes[name]
+    sock, head, rest = raw_connect(server.port, "/echo/")
+    with sock:
+        assert head.startswith(b"HTTP/1.1 101 ")
+        assert head.count(b"HTTP/1.1") == 1
+        assert b"HTTP/1.1" not in rest
+        reader = FrameReader(sock, rest)
+        sock.sendall(client_frame(TEXT, b"once"))
+        assert reader.frame() == (TEXT, True, b"once")
+        # gevent-websocket's own close frame (empty, or 1000) must not follow ours.
+        sock.sendall(client_frame(CLOSE, close_payload(1001)))
+        assert reader.frame() == (CLOSE, True, close_payload(1001))
+        assert reader.rest_until_eof() == b""
+
+
+def test_adopted_connection_keeps_the_servers_subprotocol(
+    processes: dict[str, ServerProcess],
+) -> None:
+    """The subprotocol gevent-websocket agreed to is ``request.websocket.subprotocol``."""
+    # run_server.py's gevent-websocket server agrees to chat.v1 for /subprotocol/.
+    server = processes["gevent-websocket"]
+    sock, head, rest = raw_connect(
+        server.port, "/subprotocol/", {"Sec-WebSocket-Protocol": "chat.v1"}
+    )
+    with sock:
+        assert head.startswith(b"HTTP/1.1 101 ")
+        assert b"Sec-WebSocket-Protocol: chat.v1" in head
+        reader = FrameReader(sock, rest)
+        assert reader.frame() == (TEXT, True, b"chat.v1")  # request.websocket.subprotocol
+        sock.sendall(client_frame(CLOSE, close_payload(1000)))
+        assert reader.frame() == (CLOSE, True, close_payload(1000))
+        assert reader.rest_until_eof() == b""
+
+
+@pytest.mark.parametrize("name", ADOPTING)
+def test_adopted_connection_from_a_foreign_origin_is_closed_1008(
+    name: str, processes: dict[str, ServerProcess]
+) -> None:
+    """Too late for a 403: a refused Origin gets a close frame with 1008, and a log line."""
+    server = processes[name]
+    mark = len(server.log())
+    sock, head, rest = raw_connect(server.port, "/echo/", {"Origin": "http://evil.example"})
+    with sock:
+        # gevent-websocket accepted before Django ran; the refusal is a close frame.
+        assert head.startswith(b"HTTP/1.1 101 ")
+        reader = FrameReader(sock, rest)
+        assert reader.frame() == (CLOSE, True, close_payload(1008, "origin not allowed"))
+        assert finish_and_read_rest(sock, reader, close_payload(1008)) == b""
+    log = log_since(server, mark)
+    assert "closed with 1008" in log and "http://evil.example" in log, log
+
+
+# ----------------------------------------------------------------------
+# Every error line of every server's log, whole (this module's sessions only)
+
+
+def test_whole_logs_have_no_unexpected_errors(processes: dict[str, ServerProcess]) -> None:
+    """Backstop over each whole log, startup included: no error but the raising view's."""
+    time.sleep(0.2)
+    for name, server in processes.items():
+        log = server.log()
+        while "Internal Server Error in WebSocket view: /boom/" in log:
+            shorter = without_boom_report(log)
+            assert shorter != log, f"{name}: malformed error report\n{log}"
+            log = shorter
+        assert error_lines(log) == [], f"{name}:\n{server.log()}"
+
+
+# ----------------------------------------------------------------------
+# The --timeout trap of threaded gunicorn workers
+
+
+def test_gunicorn_timeout_kills_a_sync_worker_holding_a_websocket_but_not_gthread(
+    db_path: str,
+) -> None:
+    """``--timeout`` limits a whole WebSocket session under ``sync``; not under gthread or gevent.
+
+    A sync worker tells its master it is alive only between requests; one
+    WebSocket longer than ``--timeout`` gets the worker killed.  gthread's
+    main thread, and gevent's main greenlet, keep telling it while views run.
+    """
+    rows = [
+        Row("sync", lambda port: gunicorn_command(port, "sync", "--timeout", "1")),
+        Row(
+            "gthread",
+            lambda port: gunicorn_command(port, "gthread", "--timeout", "1", "--threads", "2"),
+        ),
+        Row("gevent", lambda port: gunicorn_command(port, "gevent", "--timeout", "1")),
+    ]
+    procs = start_servers(rows, db_path)
+    try:
+        sessions = {name: open_ws(proc.port, "/echo/") for name, proc in procs.items()}
+        opened = time.monotonic()
+
+        sock, reader = sessions["sync"]
+        with sock:
+            sock.settimeout(6)
+            try:
+                # The worker is killed.  The view may be unwound in time to send
+                # a close frame: it must say "going away", never 1000 (normal).
+                opcode, _, payload = reader.frame()
+                assert (opcode, payload[:2]) == (CLOSE, close_payload(1001)), payload
+                sock.sendall(client_frame(CLOSE, close_payload(1001)))
+                assert reader.rest_until_eof(timeout=6) == b""
+            except EOFError:
+                pass  # or the connection just drops
+        assert time.monotonic() - opened < 6
+        assert "WORKER TIMEOUT" in procs["sync"].log()
+
+        time.sleep(max(0.0, opened + 3.0 - time.monotonic()))  # three times --timeout
+        for name in ("gthread", "gevent"):
+            sock, reader = sessions[name]
+            with sock:
+                sock.sendall(client_frame(TEXT, b"still here"))
+                assert reader.frame() == (TEXT, True, b"still here"), name
+                sock.sendall(client_frame(CLOSE, close_payload(1000)))
+                assert reader.frame() == (CLOSE, True, close_payload(1000))
+                assert reader.rest_until_eof() == b""
+            assert "WORKER TIMEOUT" not in procs[name].log(), name
+    finally:
+        stop_all(list(procs.values()))
