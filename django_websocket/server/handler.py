@@ -72,6 +72,22 @@ class WebSocketHandler(WSGIHandler):  # type: ignore[misc]
             self._transport = transport
         return environ
 
+    def format_request(self) -> str:
+        """An access line without a timestamp: the ``django.server`` logger adds one.
+
+        ``client "request line" status length seconds``, e.g.
+        ``127.0.0.1 "GET /chat/ HTTP/1.1" 101 - 12.345678``; a WebSocket's
+        duration is the session's.
+        """
+        address = self.client_address
+        client = address[0] if isinstance(address, tuple) else address
+        status = (self._orig_status or self.status or "000").split()[0]
+        if isinstance(status, bytes):
+            status = status.decode("latin-1")
+        duration = f"{self.time_finish - self.time_start:.6f}" if self.time_finish else "-"
+        length = self.response_length or "-"
+        return f'{client or "-"} "{self.requestline or ""}" {status} {length} {duration}'
+
     def _hijacked(self) -> bool:
         return self._transport is not None and self._transport.hijacked
 
