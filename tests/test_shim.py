@@ -379,3 +379,14 @@ def test_thousand_sequential_connections_leak_nothing(server: ServerProcess) -> 
     after = _state(server)
     assert after["fds"] <= before["fds"] + 2, (before, after)
     assert after["greenlets"] <= before["greenlets"] + 2, (before, after)
+
+
+def test_close_callbacks_run_once_after_the_session(server: ServerProcess) -> None:
+    server.http_get("/reset/")
+    with connect(server.url("/close-callback/")) as ws:
+        ws.close(4002)
+    time.sleep(0.3)
+    status, body = server.http_get("/events/")
+    assert status == 200
+    events = [e for e in json.loads(body) if e[0] == "closed"]
+    assert events == [["closed", 4002]]

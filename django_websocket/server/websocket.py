@@ -137,6 +137,7 @@ class WebSocket:
         self._lost = False
         self._keepalive: _Task | None = None
         self._logged_failure = False
+        self._close_callbacks: list[Callable[[WebSocket], None]] = []
         if initial_data:
             connection.receive_data(initial_data)
         if ping_interval:
@@ -386,6 +387,19 @@ class WebSocket:
             with contextlib.suppress(OSError):
                 sock.shutdown(socket.SHUT_RDWR)
 
+    def add_close_callback(self, callback: Callable[[WebSocket], None]) -> None:
+        """Call ``callback(websocket)`` once, when the view's WebSocket session ends.
+
+        Callbacks run in the view's greenlet or thread after the closing
+        handshake, in the order they were added; an exception in one is
+        logged and does not stop the others.  Added after the end, a callback
+        runs at once.
+        """
+        if self._sock is None and self not in _open:
+            callback(self)
+            return
+        self._close_callbacks.append(callback)
+
     def finish(self, code: int = CloseCode.NORMAL_CLOSURE, reason: str = "") -> None:
         """Close (if still open), stop the keepalive task and let go of the socket.
 
@@ -396,6 +410,12 @@ class WebSocket:
         finally:
             _open.discard(self)
             self._shutdown()
+            callbacks, self._close_callbacks = self._close_callbacks, []
+            for callback in callbacks:
+                try:
+                    callback(self)
+                except Exception:
+                    logger.exception("WebSocket close callback %r failed", callback)
             keepalive, self._keepalive = self._keepalive, None
             if keepalive is not None:
                 keepalive.join(self.close_timeout + 1.0)

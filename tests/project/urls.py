@@ -19,6 +19,7 @@ urlpatterns = [
     path("plain/", views.plain),
     path("login/", views.login),
     path("debug/state/", views.debug_state),
+    path("close-callback/", views.close_callback),
     path("stream/", views.stream),
     path("linger/", views.linger),
     path("debug/websockets/", views.websocket_state),

@@ -177,3 +177,12 @@ def slow(request):
     """A plain HTTP response that takes ``?s=`` seconds (a request in flight at shutdown)."""
     time.sleep(float(request.GET.get("s", "1")))
     return HttpResponse("slow done")
+
+
+@require_websocket
+def close_callback(request):
+    def record(websocket):
+        EVENTS.append(["closed", websocket.close_code])
+
+    request.websocket.add_close_callback(record)
+    request.websocket.receive()
