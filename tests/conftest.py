@@ -13,6 +13,17 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from servers import ServerProcess, migrate, start_entrypoint
 
 
+def pytest_report_header(config: pytest.Config) -> str:
+    """Say which django_websocket is under test: CI tests the installed wheel."""
+    import django_websocket
+    from django_websocket.protocol import mask
+
+    return (
+        f"django_websocket {django_websocket.__version__} from "
+        f"{Path(django_websocket.__file__).parent}; C accelerator: {mask.ACCELERATED}"
+    )
+
+
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "autobahn: runs the Autobahn|Testsuite (needs Python 2.7)")
     config.addinivalue_line("markers", "browser: drives headless Chromium")
