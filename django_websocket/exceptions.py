@@ -10,7 +10,10 @@ class WebSocketError(Exception):
 
 
 class ConnectionClosed(WebSocketError):
-    """Sending on a WebSocket whose closing handshake has started or that was lost.
+    """Using a WebSocket whose closing handshake has started or that was lost.
+
+    Raised when sending on such a socket (and by the test client when
+    receiving from one).
 
     ``code`` and ``reason`` are the connection's close status when known.
     """

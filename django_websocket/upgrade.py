@@ -45,6 +45,9 @@ __all__ = [
 ]
 
 logger = logging.getLogger("django_websocket")
+#: Warnings about how gevent is set up in this process (a logger of its own, so
+#: a deliberately unpatched process, such as the test server, can silence it).
+gevent_logger = logging.getLogger("django_websocket.gevent")
 request_logger = logging.getLogger("django.request")
 
 #: Marks a decorator option that was not given (the setting applies).
@@ -384,7 +387,7 @@ def _warn_about_capacity(server: str, threaded: bool) -> None:
 
         if not monkey.is_module_patched("socket"):
             _warned_unpatched = True
-            logger.warning(
+            gevent_logger.warning(
                 "WebSockets are served by gevent but the socket module is not monkey-patched: "
                 "blocking calls in views (database, HTTP clients) stall every connection. "
                 "Call gevent.monkey.patch_all() before importing Django."

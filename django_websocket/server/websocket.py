@@ -230,9 +230,14 @@ class WebSocket:
         return self.receive()
 
     def _poll(self) -> None:
-        """Take in whatever the socket has ready, without blocking."""
-        if not self.closed and self._conn.pending_messages == 0:
-            self._read(time.monotonic())
+        """Take in whatever the socket has ready now, without blocking.
+
+        Reads until the socket has nothing more (bounded, so a client that
+        never pauses cannot keep the view here).
+        """
+        for _ in range(16):
+            if self.closed or not self._read(time.monotonic(), drain=True):
+                return
 
     def read(self, fallback: Any = None) -> str | bytes | Any | None:
         """Return a message if one is ready, else ``fallback``, without blocking (0.3)."""
@@ -251,15 +256,19 @@ class WebSocket:
         self._poll()
         return self._conn.pending_messages
 
-    def _read(self, deadline: float | None) -> bool:
-        """Read once from the socket into the connection; ``False`` on timeout."""
+    def _read(self, deadline: float | None, drain: bool = False) -> bool:
+        """Read once from the socket into the connection; ``False`` on timeout.
+
+        Without ``drain``, returns at once when events are already pending
+        (another reader was first); with it, reads anyway, to count messages.
+        """
         remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
         lock = self._read_lock
         if not lock.acquire(True, -1 if remaining is None else remaining):
             return False
         try:
             conn = self._conn
-            if conn.pending_events or conn.state is State.CLOSED:
+            if conn.state is State.CLOSED or (conn.pending_events and not drain):
                 return True  # another reader got there first
             sock = self._sock
             if sock is None or self._lost:

@@ -135,6 +135,25 @@ def test_legacy_calls(legacy_server: ServerProcess) -> None:
     assert legacy_server.log().count("tour: closed=True after close()") == before + 1
 
 
+def test_count_messages_sees_messages_arriving_between_polls(
+    legacy_server: ServerProcess,
+) -> None:
+    # The tour polls count_messages() until it reaches 3; messages that arrive
+    # in separate packets after the first poll must still be counted.
+    with connect(legacy_server.url("/legacy/")) as ws:
+        assert ws.recv(timeout=5) == "True"
+        assert ws.recv(timeout=5) == "42"
+        ws.send("first")
+        assert ws.recv(timeout=5) == "wait:first"
+        ws.send("a")
+        time.sleep(0.1)  # the view polls and finds one message
+        ws.send("b")
+        time.sleep(0.05)
+        ws.send("c")
+        assert ws.recv(timeout=3) == "has:True count:3"
+        assert ws.recv(timeout=5) == "read:a,b,c"
+
+
 def test_attribute_accepted_view_served_by_middleware(legacy_server: ServerProcess) -> None:
     assert legacy_server.http_get("/shout/") == (200, b"shout: plain request")
     with connect(legacy_server.url("/shout/")) as ws:
