@@ -536,6 +536,11 @@ class ServerConnection:
     # ------------------------------------------------------------------
     # Output
 
+    @property
+    def has_data_to_send(self) -> bool:
+        """Whether :meth:`data_to_send` would return anything (a cheap check)."""
+        return bool(self._out)
+
     def data_to_send(self) -> bytes:
         """Return and forget the bytes queued for the peer."""
         out = self._out

@@ -34,6 +34,7 @@ nothing, not even its own close frame).
 
 from __future__ import annotations
 
+import contextlib
 import io
 import socket
 from collections.abc import Callable, Mapping
@@ -144,6 +145,12 @@ class Transport:
             data = b""
         finally:
             self.sock.settimeout(timeout)
+        if self.server == "django_websocket":
+            # Our own handler never reads HTTP from this connection again (it
+            # stops at a closed reader), so its 8 KiB buffer can go now rather
+            # than live as long as the WebSocket.
+            with contextlib.suppress(OSError, ValueError):
+                reader.close()
         return data or b""
 
 

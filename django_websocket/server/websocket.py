@@ -86,6 +86,15 @@ def _primitives(green: bool) -> tuple[Callable[[], _Lock], Callable[[], _Event]]
     return cast(Callable[[], _Lock], threading.Lock), cast(Callable[[], _Event], threading.Event)
 
 
+def _current_task(green: bool) -> object:
+    """The running greenlet or thread (so a task never joins itself)."""
+    if green:
+        import gevent
+
+        return gevent.getcurrent()
+    return threading.current_thread()
+
+
 def _spawn(green: bool, target: Callable[[], None]) -> _Task:
     if green:
         import gevent
@@ -140,8 +149,15 @@ class WebSocket:
         self._close_callbacks: list[Callable[[WebSocket], None]] = []
         if initial_data:
             connection.receive_data(initial_data)
+        self._keepalive_timer: Any = None
         if ping_interval:
-            self._keepalive = _spawn(green, self._keepalive_loop)
+            if green:
+                # No greenlet per idle connection: a timer watcher (a few
+                # hundred bytes, against ~11 KiB for a parked greenlet) starts
+                # a short-lived greenlet for each ping's round trip only.
+                self._arm_keepalive()
+            else:
+                self._keepalive = _spawn(green, self._keepalive_loop)
         _open.add(self)
 
     # ------------------------------------------------------------------
@@ -193,10 +209,15 @@ class WebSocket:
         """
         deadline = None if timeout is None else time.monotonic() + timeout
         conn = self._conn
+        green = self._green
         while True:
-            with self._state_lock:
+            if green:  # greenlets are not pre-empted: no lock needed
                 event = conn.next_event()
                 state = conn.state
+            else:
+                with self._state_lock:
+                    event = conn.next_event()
+                    state = conn.state
             if event is not None:
                 kind = type(event)
                 if kind is TextMessage or kind is BinaryMessage:
@@ -284,15 +305,19 @@ class WebSocket:
                 return False
             except OSError:
                 data = b""
-            with self._state_lock:
+            if self._green:
                 conn.receive_data(data)
+            else:
+                with self._state_lock:
+                    conn.receive_data(data)
             if not data:
                 self._lost = True
             if conn.last_pong is not None:
                 self._pong_event.set()
         finally:
             lock.release()
-        self._flush()
+        if conn.has_data_to_send:  # a pong or a close frame queued while parsing
+            self._flush()
         return True
 
     # ------------------------------------------------------------------
@@ -304,17 +329,20 @@ class WebSocket:
         Raises :class:`~django_websocket.exceptions.ConnectionClosed` once
         the connection is closing or closed.
         """
-        conn = self._conn
         with self._state_lock:
             self._check_open()
-            if isinstance(data, str):
-                conn.send_text(data)
-            elif isinstance(data, (bytes, bytearray, memoryview)):
-                conn.send_binary(data)
-            else:
-                # django-websocket 0.3 sent str(value) for anything else.
-                conn.send_text(str(data))
+            self._queue_message(data)
         self._flush()
+
+    def _queue_message(self, data: Any) -> None:
+        conn = self._conn
+        if isinstance(data, str):
+            conn.send_text(data)
+        elif isinstance(data, (bytes, bytearray, memoryview)):
+            conn.send_binary(data)
+        else:
+            # django-websocket 0.3 sent str(value) for anything else.
+            conn.send_text(str(data))
 
     def ping(self, data: bytes | str = b"") -> None:
         """Send a ping (at most 125 bytes of payload); the pong arrives as usual."""
@@ -331,8 +359,11 @@ class WebSocket:
     def _flush(self) -> None:
         """Send whatever the connection has queued, in order, under the send lock."""
         with self._send_lock:
-            with self._state_lock:
+            if self._green:
                 data = self._conn.data_to_send()
+            else:
+                with self._state_lock:
+                    data = self._conn.data_to_send()
             if not data:
                 return
             sock = self._sock
@@ -425,50 +456,85 @@ class WebSocket:
                     callback(self)
                 except Exception:
                     logger.exception("WebSocket close callback %r failed", callback)
+            timer, self._keepalive_timer = self._keepalive_timer, None
+            if timer is not None:
+                timer.stop()
+                timer.close()
             keepalive, self._keepalive = self._keepalive, None
-            if keepalive is not None:
+            if keepalive is not None and keepalive is not _current_task(self._green):
                 keepalive.join(self.close_timeout + 1.0)
             self._sock = None
 
     # ------------------------------------------------------------------
     # Keepalive
 
+    def _arm_keepalive(self) -> None:
+        import gevent
+
+        timer = gevent.get_hub().loop.timer(self.ping_interval)
+        self._keepalive_timer = timer
+        timer.start(self._keepalive_due)
+
+    def _keepalive_due(self) -> None:
+        """Timer callback, run by the hub: it must not block, so it only spawns."""
+        import gevent
+
+        timer, self._keepalive_timer = self._keepalive_timer, None
+        if timer is not None:
+            timer.close()
+        if not self._stop_event.is_set():
+            self._keepalive = gevent.spawn(self._keepalive_green_round)
+
+    def _keepalive_green_round(self) -> None:
+        try:
+            again = self._keepalive_round()
+        finally:
+            self._keepalive = None
+        if again and not self._stop_event.is_set():
+            self._arm_keepalive()
+
     def _keepalive_loop(self) -> None:
-        interval = self.ping_interval
+        """The keepalive under threads: one thread per connection, as the server has."""
+        while not self._stop_event.wait(self.ping_interval):
+            if not self._keepalive_round():
+                return
+
+    def _keepalive_round(self) -> bool:
+        """Send one ping and wait for its pong; ``False`` when the keepalive must stop."""
         timeout = self.ping_timeout
-        assert interval and timeout
+        assert timeout
         conn = self._conn
-        while not self._stop_event.wait(interval):
-            payload = os.urandom(4)
-            with self._state_lock:
-                if conn.state is not State.OPEN or self._lost:
-                    return
-                self._pong_event.clear()
-                conn.send_ping(payload)
-            self._flush()
-            deadline = time.monotonic() + timeout
-            while conn.last_pong != payload:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0 or self._stop_event.is_set():
-                    break
-                # Read on the view's behalf if it is not reading; otherwise
-                # its reads will set the event.
-                if self._read_lock.acquire(False):
-                    self._read_lock.release()
-                    if conn.pending_events >= 64:
-                        self._pong_event.wait(remaining)  # do not buffer without bound
-                    else:
-                        self._read(deadline)
+        payload = os.urandom(4)
+        with self._state_lock:
+            if conn.state is not State.OPEN or self._lost:
+                return False
+            self._pong_event.clear()
+            conn.send_ping(payload)
+        self._flush()
+        deadline = time.monotonic() + timeout
+        while conn.last_pong != payload:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or self._stop_event.is_set():
+                break
+            # Read on the view's behalf if it is not reading; otherwise its
+            # reads set the event.
+            if self._read_lock.acquire(False):
+                self._read_lock.release()
+                if conn.pending_events >= 64:
+                    self._pong_event.wait(remaining)  # do not buffer without bound
                 else:
-                    self._pong_event.wait(remaining)
-                self._pong_event.clear()
-            if self._stop_event.is_set():
-                return
-            if conn.last_pong != payload:
-                logger.info("WebSocket keepalive: no pong within %.1f s, closing", timeout)
-                with self._state_lock:
-                    if conn.state is State.OPEN:
-                        conn.fail(CloseCode.INTERNAL_ERROR, "keepalive ping timeout")
-                self._flush()
-                self._shutdown()
-                return
+                    self._read(deadline)
+            else:
+                self._pong_event.wait(remaining)
+            self._pong_event.clear()
+        if self._stop_event.is_set():
+            return False
+        if conn.last_pong != payload:
+            logger.info("WebSocket keepalive: no pong within %.1f s, closing", timeout)
+            with self._state_lock:
+                if conn.state is State.OPEN:
+                    conn.fail(CloseCode.INTERNAL_ERROR, "keepalive ping timeout")
+            self._flush()
+            self._shutdown()
+            return False
+        return True
