@@ -1,0 +1,54 @@
+"""Settings of the benchmark's Django project.
+
+``MIDDLEWARE`` is the list ``django-admin startproject`` writes, so every
+WebSocket request runs through the middleware a typical project has.
+Access logs are off for every server in the benchmark (here: the
+``django.server`` logger), and compression is off everywhere.
+"""
+
+import os
+import tempfile
+
+SECRET_KEY = "bench-only-not-secret"
+DEBUG = False
+ALLOWED_HOSTS = ["127.0.0.1", "localhost"]
+INSTALLED_APPS = [
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django_websocket",
+    "benchproject",
+]
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+ROOT_URLCONF = "benchproject.urls"
+WSGI_APPLICATION = "benchproject.wsgi.application"
+ASGI_APPLICATION = "benchproject.asgi.application"
+# Never touched by the echo views; present because contrib.auth needs one.
+DATABASES = {
+    "default": {
+        "ENGINE": "django.db.backends.sqlite3",
+        "NAME": os.path.join(tempfile.gettempdir(), "django-websocket-bench.sqlite3"),
+    }
+}
+USE_TZ = True
+
+# django-websocket: no permessage-deflate; everything else at its defaults
+# (1 MiB max message, 20 s keepalive pings, like websockets and uvicorn).
+WEBSOCKET_COMPRESSION = False
+if os.environ.get("BENCH_NO_PING") == "1":  # variant used to size the keepalive's cost
+    WEBSOCKET_PING_INTERVAL = None
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "loggers": {"django.server": {"level": "WARNING"}},
+}
