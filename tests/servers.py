@@ -153,6 +153,12 @@ def raw_connect(
     for name, value in (headers or {}).items():
         lines.append(f"{name}: {value}")
     sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode())
+    head, rest = read_response_head(sock)
+    return sock, head, rest
+
+
+def read_response_head(sock: socket.socket) -> tuple[bytes, bytes]:
+    """Read an HTTP response head; return it and any bytes that came after it."""
     data = b""
     while b"\r\n\r\n" not in data:
         chunk = sock.recv(4096)
@@ -160,7 +166,7 @@ def raw_connect(
             break
         data += chunk
     head, _, rest = data.partition(b"\r\n\r\n")
-    return sock, head, rest
+    return head, rest
 
 
 def open_ws(

@@ -20,16 +20,15 @@ from __future__ import annotations
 import importlib.util
 import os
 import signal
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 
 import pytest
+from servers import free_port, wait_for_port
 
 TESTS_DIR = Path(__file__).resolve().parent
 REPO_ROOT = TESTS_DIR.parent
@@ -175,28 +174,6 @@ def autobahn_wstest() -> Path:
     return wstest
 
 
-def _free_port() -> int:
-    """A TCP port on 127.0.0.1 that was free a moment ago."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def _wait_for_port(port: int, proc: subprocess.Popen[bytes], timeout: float) -> None:
-    """Wait until ``127.0.0.1:port`` accepts TCP connections, or fail."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"echo server exited with status {proc.returncode} before listening")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError(f"echo server did not listen on 127.0.0.1:{port} within {timeout:.0f} s")
-
-
 def _stop(proc: subprocess.Popen[bytes]) -> None:
     """SIGTERM the server's process group, then SIGKILL if it lingers."""
     for sig in (signal.SIGTERM, signal.SIGKILL):
@@ -233,7 +210,7 @@ class EchoServer:
 @pytest.fixture
 def echo_server(tmp_path: Path) -> Iterator[EchoServer]:
     """Start :func:`echo_server_command` on a free loopback port; stop it afterwards."""
-    port = _free_port()
+    port = free_port()
     log_path = tmp_path / "echo-server.log"
     with log_path.open("wb") as log:
         proc = subprocess.Popen(
@@ -247,7 +224,7 @@ def echo_server(tmp_path: Path) -> Iterator[EchoServer]:
         )
     server = EchoServer(f"ws://127.0.0.1:{port}{ECHO_SERVER_PATH}", proc, log_path)
     try:
-        _wait_for_port(port, proc, SERVER_START_TIMEOUT)
+        wait_for_port(port, proc, SERVER_START_TIMEOUT)
     except RuntimeError as exc:
         _stop(proc)
         pytest.fail(f"{exc}\n{server.log_tail()}", pytrace=False)

@@ -30,6 +30,7 @@ from servers import (
     client_frame,
     free_port,
     project_env,
+    read_response_head,
     wait_for_port,
 )
 from test_servers import error_lines, stop_all
@@ -242,13 +243,7 @@ def tls_handshake(
         *(f"{name}: {value}" for name, value in (headers or {}).items()),
     ]
     sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode())
-    data = b""
-    while b"\r\n\r\n" not in data:
-        chunk = sock.recv(4096)
-        if not chunk:
-            break
-        data += chunk
-    head, _, rest = data.partition(b"\r\n\r\n")
+    head, rest = read_response_head(sock)
     return sock, head, FrameReader(sock, rest)
 
 
