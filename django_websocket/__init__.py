@@ -26,6 +26,7 @@ __all__ = [
     "WebSocket",
     "WebSocketMiddleware",
     "accept_websocket",
+    "groups",
     "require_websocket",
 ]
 
@@ -36,9 +37,11 @@ _LAZY = {
     "WebSocket": "django_websocket.server.websocket",
     "ConnectionClosed": "django_websocket.exceptions",
     "MalformedWebSocket": "django_websocket.exceptions",
+    "groups": "django_websocket.groups",  # a module: imported as a whole
 }
 
 if TYPE_CHECKING:
+    from . import groups
     from .decorators import accept_websocket, require_websocket
     from .exceptions import ConnectionClosed, MalformedWebSocket
     from .middleware import WebSocketMiddleware
@@ -50,7 +53,8 @@ def __getattr__(name: str) -> Any:
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'django_websocket' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
+    imported = importlib.import_module(module)
+    value = imported if module == f"{__name__}.{name}" else getattr(imported, name)
     globals()[name] = value
     return value
 

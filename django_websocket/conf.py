@@ -18,6 +18,10 @@ WEBSOCKET_ALLOWED_ORIGINS  ``[]``                  extra origins allowed besides
                                                    (``"*"`` allows any)
 WEBSOCKET_SHUTDOWN_TIMEOUT ``10.0``                grace period for open WebSockets when the
                                                    server stops
+WEBSOCKET_GROUPS           ``{}`` (in-process)     backend of ``django_websocket.groups``:
+                                                   ``{"BACKEND": "redis", "URL": ...}``, keys
+                                                   BACKEND URL PREFIX MAX_QUEUE
+                                                   MAX_QUEUE_BYTES OPTIONS (docs/groups.md)
 ========================== ======================= ===========================================
 """
 
@@ -39,7 +43,12 @@ DEFAULTS: dict[str, Any] = {
     "WEBSOCKET_CLOSE_TIMEOUT": 5.0,
     "WEBSOCKET_ALLOWED_ORIGINS": [],
     "WEBSOCKET_SHUTDOWN_TIMEOUT": 10.0,
+    "WEBSOCKET_GROUPS": {},
 }
+
+_GROUPS_KEYS = ("BACKEND", "URL", "PREFIX", "MAX_QUEUE", "MAX_QUEUE_BYTES", "OPTIONS")
+_GROUPS_BACKENDS = ("inprocess", "redis")
+_GROUPS_URL_SCHEMES = ("redis://", "rediss://", "unix://")
 
 
 def _is_number(value: object) -> bool:
@@ -72,7 +81,50 @@ def validate(name: str, value: Any) -> Any:
                 raise ImproperlyConfigured(
                     f"{name} entries need a scheme, like 'https://example.com', not {item!r}"
                 )
+    elif name == "WEBSOCKET_GROUPS":
+        _validate_groups(name, value)
     return value
+
+
+def _validate_groups(name: str, value: Any) -> None:
+    if not isinstance(value, dict):
+        raise ImproperlyConfigured(f"{name} must be a dict, not {value!r}")
+    unknown = sorted(str(key) for key in value if key not in _GROUPS_KEYS)
+    if unknown:
+        raise ImproperlyConfigured(
+            f"{name} has unknown keys {unknown}; known keys: {', '.join(_GROUPS_KEYS)}"
+        )
+    backend = value.get("BACKEND", "inprocess")
+    if backend not in _GROUPS_BACKENDS:
+        raise ImproperlyConfigured(
+            f"{name}['BACKEND'] must be 'inprocess' or 'redis', not {backend!r}"
+        )
+    url = value.get("URL")
+    if url is not None and (not isinstance(url, str) or not url.startswith(_GROUPS_URL_SCHEMES)):
+        raise ImproperlyConfigured(
+            f"{name}['URL'] must be a redis://, rediss:// or unix:// URL, not {url!r}"
+        )
+    prefix = value.get("PREFIX")
+    if prefix is not None and (
+        not isinstance(prefix, str) or not prefix or not prefix.isascii() or " " in prefix
+    ):
+        raise ImproperlyConfigured(
+            f"{name}['PREFIX'] must be a non-empty ASCII string without spaces, not {prefix!r}"
+        )
+    for key, may_be_none in (("MAX_QUEUE", False), ("MAX_QUEUE_BYTES", True)):
+        if key not in value or (may_be_none and value[key] is None):
+            continue
+        limit = value[key]
+        if not isinstance(limit, int) or isinstance(limit, bool) or limit < 1:
+            allowed = "None or an integer >= 1" if may_be_none else "an integer >= 1"
+            raise ImproperlyConfigured(f"{name}[{key!r}] must be {allowed}, not {limit!r}")
+    options = value.get("OPTIONS")
+    if options is not None and (
+        not isinstance(options, dict) or not all(isinstance(key, str) for key in options)
+    ):
+        raise ImproperlyConfigured(
+            f"{name}['OPTIONS'] must be a dict of redis.Redis keyword arguments, not {options!r}"
+        )
 
 
 def get(name: str) -> Any:

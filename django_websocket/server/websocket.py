@@ -440,6 +440,14 @@ class WebSocket:
             return
         self._close_callbacks.append(callback)
 
+    def abort(self) -> None:
+        """Cut the connection at once, without a closing handshake (the client sees 1006).
+
+        For a peer that no longer reads: a send blocked on it fails, and the
+        view's next ``receive()`` returns ``None``.
+        """
+        self._shutdown()
+
     def finish(self, code: int = CloseCode.NORMAL_CLOSURE, reason: str = "") -> None:
         """Close (if still open), stop the keepalive task and let go of the socket.
 

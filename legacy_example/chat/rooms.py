@@ -1,38 +1,37 @@
-"""A tiny in-process room registry: which WebSockets are in which room.
+"""Chat rooms on django-websocket's groups: a room is the group ``room.<name>``.
 
-Good for one server process only (every connection of a room must be served
-by the same process).  It is the example's own stop-gap, kept in this one
-module on purpose: replace it with a real groups/pub-sub layer when there is
-one.  Both apps use it: ``chat`` with django-websocket's objects, ``dwchat``
-with dwebsocket-style ones; anything with a ``send(str)`` method will do.
+This module used to be the example's own in-process registry of sockets.
+Rooms are now ``django_websocket.groups``: delivery never waits for a slow
+client, a socket leaves its rooms by itself when its session ends, and with
+``WEBSOCKET_GROUPS = {"BACKEND": "redis", ...}`` a room spans server
+processes and hosts.  ``chat/views.py`` calls the groups API directly;
+``dwchat`` (dwebsocket-style sockets, which groups accept too) still uses
+the helpers below, kept with their old names.
 """
 
 import contextlib
-import logging
-import threading  # under gevent's monkey-patching this is a greenlet-aware lock
+import hashlib
 
-from django_websocket import ConnectionClosed
+from django_websocket import groups
 
-logger = logging.getLogger(__name__)
 
-_lock = threading.Lock()
-_rooms = {}  # room name -> set of websockets
+def group_name(room):
+    """The group of ``room``: ``room.<name>``, or a hash of names groups do not allow."""
+    name = f"room.{room}"
+    try:
+        return groups.validate_name(name)
+    except ValueError:  # too long, or characters outside ASCII letters, digits and -_.
+        return "room.sha1." + hashlib.sha1(room.encode("utf-8")).hexdigest()
 
 
 def join(room, websocket):
     """Add ``websocket`` to ``room``."""
-    with _lock:
-        _rooms.setdefault(room, set()).add(websocket)
+    groups.add(group_name(room), websocket)
 
 
 def leave(room, websocket):
     """Remove ``websocket`` from ``room`` (no error if it is not there)."""
-    with _lock:
-        members = _rooms.get(room)
-        if members is not None:
-            members.discard(websocket)
-            if not members:
-                del _rooms[room]
+    groups.discard(group_name(room), websocket)
 
 
 @contextlib.contextmanager
@@ -46,24 +45,10 @@ def joined(room, websocket):
 
 
 def members(room):
-    """A snapshot of the room's websockets."""
-    with _lock:
-        return list(_rooms.get(room, ()))
+    """A snapshot of the room's websockets in this server process."""
+    return groups.local_members(group_name(room))
 
 
 def broadcast(room, message):
-    """Send ``message`` to everyone in ``room``; return how many it reached.
-
-    Sending happens outside the lock, so one slow client cannot hold up
-    joins and leaves.  A socket that closed in the meantime is dropped.
-    """
-    reached = 0
-    for websocket in members(room):
-        try:
-            websocket.send(message)
-        except ConnectionClosed:
-            logger.debug("dropping a closed websocket from room %s", room)
-            leave(room, websocket)
-        else:
-            reached += 1
-    return reached
+    """Send ``message`` to everyone in ``room``, in every process; returns at once."""
+    groups.send(group_name(room), message)

@@ -4,6 +4,9 @@ Messages from the page are text; what the server sends is JSON::
 
     {"type": "join" | "leave", "user": "ann", "count": 2}
     {"type": "message", "user": "ann", "text": "hello"}
+
+A room is a group of ``django_websocket.groups`` (see docs/groups.md): the
+view adds its socket, and everything it says goes to the group.
 """
 
 import json
@@ -18,7 +21,7 @@ from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.utils.http import url_has_allowed_host_and_scheme
 
-from django_websocket import accept_websocket, require_websocket
+from django_websocket import accept_websocket, groups, require_websocket
 
 from . import rooms
 
@@ -65,9 +68,10 @@ def choose_name(request):
     return render(request, "chat/name.html", {"form": form, "next": next_url})
 
 
-def _announce(room, kind, name):
-    event = {"type": kind, "user": name, "count": len(rooms.members(room))}
-    rooms.broadcast(room, json.dumps(event))
+def _announce(group, kind, name):
+    # The count is of this server process's members (all of them with one process).
+    event = {"type": kind, "user": name, "count": len(groups.local_members(group))}
+    groups.send(group, json.dumps(event))
 
 
 @login_required
@@ -79,15 +83,17 @@ def room(request, room="lobby"):
 
     name = request.user.username
     websocket = request.websocket
-    with rooms.joined(room, websocket):
-        _announce(room, "join", name)
-        for message in websocket:  # ends when the client goes away
-            if not isinstance(message, str):
-                continue  # the page only sends text
-            text = message.strip()[:MAX_TEXT]
-            if text:
-                rooms.broadcast(room, json.dumps({"type": "message", "user": name, "text": text}))
-    _announce(room, "leave", name)
+    group = rooms.group_name(room)
+    groups.add(group, websocket)  # left by itself when the session ends, however it ends
+    _announce(group, "join", name)
+    for message in websocket:  # ends when the client goes away
+        if not isinstance(message, str):
+            continue  # the page only sends text
+        text = message.strip()[:MAX_TEXT]
+        if text:
+            groups.send(group, json.dumps({"type": "message", "user": name, "text": text}))
+    groups.discard(group, websocket)  # now, so that our own "leave" is not sent to us
+    _announce(group, "leave", name)
 
 
 @require_websocket

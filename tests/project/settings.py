@@ -45,3 +45,9 @@ LOGGING = {
     "root": {"handlers": ["stderr"], "level": "INFO"},
     "loggers": {"django.server": {"handlers": ["stderr"], "level": "INFO", "propagate": False}},
 }
+
+# Groups (tests/test_groups*.py): WEBSOCKET_GROUPS as JSON in TEST_GROUPS; unset, the default.
+if os.environ.get("TEST_GROUPS"):
+    import json
+
+    WEBSOCKET_GROUPS = json.loads(os.environ["TEST_GROUPS"])

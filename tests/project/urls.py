@@ -25,3 +25,9 @@ urlpatterns = [
     path("debug/websockets/", views.websocket_state),
     path("slow/", views.slow),
 ]
+
+urlpatterns += [
+    path("groups/member/", views.groups_member),
+    path("groups/send/", views.groups_send),
+    path("groups/state/", views.groups_state),
+]

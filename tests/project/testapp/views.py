@@ -186,3 +186,93 @@ def close_callback(request):
 
     request.websocket.add_close_callback(record)
     request.websocket.receive()
+
+
+# ----------------------------------------------------------------------
+# Groups (tests/test_groups*.py)
+
+
+@require_websocket
+def groups_member(request):
+    """Join the ``?g=`` groups, say so with this process's id, then follow the client's commands.
+
+    Commands (text): ``join NAME``, ``leave NAME`` (answered ``joined NAME`` /
+    ``left NAME``), ``send NAME TEXT`` (to the group), ``bad-name`` (answered
+    with the error ``groups.add`` raises for an invalid name).
+    """
+    import os
+
+    from django_websocket import groups
+
+    ws = request.websocket
+    names = request.GET.getlist("g")
+    for name in names:
+        groups.add(name, ws)
+    ws.send(json.dumps({"pid": os.getpid(), "joined": names}))
+    for message in ws:
+        if not isinstance(message, str):
+            continue
+        command, _, rest = message.partition(" ")
+        if command == "join":
+            groups.add(rest, ws)
+            ws.send(f"joined {rest}")
+        elif command == "leave":
+            groups.discard(rest, ws)
+            ws.send(f"left {rest}")
+        elif command == "send":
+            name, _, text = rest.partition(" ")
+            groups.send(name, text)
+        elif command == "bad-name":
+            try:
+                groups.add("no spaces allowed", ws)
+            except ValueError as exc:
+                ws.send(f"ValueError: {exc}")
+
+
+def _groups_send_numbered(name, n, tag, binary, pad):
+    from django_websocket import groups
+
+    for i in range(n):
+        text = f"{tag} {i}" + (" " + "x" * pad if pad else "")
+        groups.send(name, text.encode() if binary else text)
+    groups.send(name, f"{tag} end")
+
+
+def groups_send(request):
+    """Send ``?n=`` messages ``"TAG i"`` then ``"TAG end"`` to group ``?g=`` from a plain view.
+
+    ``?binary=1`` sends the numbered ones as bytes, ``?pad=N`` appends N
+    characters to each, ``?background=1`` sends from a new greenlet/thread
+    after the response.  Answers 503 when the backend is unreachable.
+    """
+    import os
+    import threading
+
+    from django_websocket import groups
+
+    args = (
+        request.GET["g"],
+        int(request.GET.get("n", "1")),
+        request.GET.get("tag", "m"),
+        request.GET.get("binary") == "1",
+        int(request.GET.get("pad", "0")),
+    )
+    started = time.monotonic()
+    if request.GET.get("background") == "1":
+        threading.Thread(target=_groups_send_numbered, args=args, daemon=True).start()
+    else:
+        try:
+            _groups_send_numbered(*args)
+        except groups.BackendUnavailable as exc:
+            return HttpResponse(json.dumps({"error": str(exc)}), status=503)
+    return HttpResponse(json.dumps({"pid": os.getpid(), "seconds": time.monotonic() - started}))
+
+
+def groups_state(request):
+    """This process's id and its number of local members of group ``?g=``."""
+    import os
+
+    from django_websocket import groups
+
+    members = groups.local_members(request.GET["g"])
+    return HttpResponse(json.dumps({"pid": os.getpid(), "local": len(members)}))

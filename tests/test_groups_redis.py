@@ -1,0 +1,378 @@
+"""Groups across processes through Redis: a real redis-server, two kinds of server processes.
+
+One server is the package's entrypoint, the other gunicorn with two gevent
+workers: three processes, each with its own pub/sub connection.  Clients
+connect to each of them, and messages are sent from plain views, from a
+management command and across a Redis restart.
+
+Needs ``redis-server`` (Debian's ``redis-server`` package) and redis-py:
+skipped without them locally, a failure in CI (``CI=true``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+
+import pytest
+from servers import TESTS_DIR, ServerProcess, free_port, project_env, wait_for_port
+from test_groups import (
+    assert_silent,
+    member,
+    numbered,
+    receive_until,
+    send_from_view,
+    wait_for,
+)
+from websockets.sync.client import ClientConnection
+
+PREFIX = "dwtest"
+REDIS_SERVER = shutil.which("redis-server")
+
+
+def _missing(what: str) -> None:
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"{what} (CI=true: the Redis tests must run)", pytrace=False)
+    pytest.skip(what)
+
+
+class RedisServer:
+    """``redis-server`` on a loopback port, as a child process that a test may restart."""
+
+    def __init__(self, executable: str) -> None:
+        self.executable = executable
+        self.port = free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen(
+            [
+                self.executable,
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.STDOUT,
+        )
+        wait_for_port(self.port, self.proc, timeout=10)
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            self.proc.wait(10)
+        self.proc = None
+
+
+@pytest.fixture(scope="module")
+def redis_server() -> Iterator[RedisServer]:
+    try:
+        import redis  # noqa: F401
+    except ImportError:
+        _missing("redis-py is not installed: pip install 'django-websocket[redis]'")
+    if REDIS_SERVER is None:
+        _missing("redis-server is not installed: apt-get install redis-server")
+    assert REDIS_SERVER is not None
+    server = RedisServer(REDIS_SERVER)
+    server.start()
+    yield server
+    server.stop()
+
+
+def groups_setting(redis_server: RedisServer) -> str:
+    return json.dumps({"BACKEND": "redis", "URL": redis_server.url, "PREFIX": PREFIX})
+
+
+def gunicorn_command(port: int) -> list[str]:
+    """gunicorn serving ``project.wsgi`` with two gevent workers."""
+    import gunicorn.config
+
+    command = [
+        sys.executable,
+        "-m",
+        "gunicorn",
+        "--chdir",
+        str(TESTS_DIR),
+        "--bind",
+        f"127.0.0.1:{port}",
+        "--workers",
+        "2",
+        "--worker-class",
+        "gevent",
+        "--graceful-timeout",
+        "3",
+    ]
+    if any(item.name == "control_socket_disable" for item in gunicorn.config.KNOWN_SETTINGS):
+        command.append("--no-control-socket")
+    return [*command, "project.wsgi"]
+
+
+@pytest.fixture(scope="module")
+def servers(
+    db_path: str, redis_server: RedisServer
+) -> Iterator[tuple[ServerProcess, ServerProcess]]:
+    """The entrypoint and gunicorn (two gevent workers), both with the Redis backend."""
+    env = project_env(TEST_DB_PATH=db_path, TEST_GROUPS=groups_setting(redis_server))
+    entrypoint_port, gunicorn_port = free_port(), free_port()
+    entrypoint = ServerProcess(
+        [sys.executable, "-m", "django_websocket", f"127.0.0.1:{entrypoint_port}"],
+        entrypoint_port,
+        env,
+    )
+    try:
+        gunicorn = ServerProcess(gunicorn_command(gunicorn_port), gunicorn_port, env)
+    except Exception:
+        entrypoint.stop()
+        raise
+    # The master listens before its workers are up: wait until both answer.
+    pids: set[int] = set()
+    deadline = time.monotonic() + 30
+    while len(pids) < 2 and time.monotonic() < deadline:
+        status, body = gunicorn.http_get("/groups/state/?g=boot")
+        assert status == 200, body
+        pids.add(json.loads(body)["pid"])
+        time.sleep(0.02)
+    yield entrypoint, gunicorn
+    gunicorn.stop()
+    entrypoint.stop()
+
+
+def members_on_every_worker(
+    stack: contextlib.ExitStack, server: ServerProcess, name: str, workers: int = 2
+) -> list[tuple[ClientConnection, int]]:
+    """One member on each of gunicorn's workers (connections to a worker already seen close)."""
+    clients: dict[int, ClientConnection] = {}
+    for _ in range(40):
+        connection = contextlib.ExitStack()
+        ws, pid = connection.enter_context(member(server, name))
+        if pid in clients:
+            connection.close()
+            continue
+        clients[pid] = ws
+        stack.enter_context(connection)
+        if len(clients) == workers:
+            return [(ws, pid) for pid, ws in clients.items()]
+    raise AssertionError(f"40 connections all went to the same {len(clients)} worker(s)")
+
+
+def test_one_message_reaches_members_in_three_processes_once_and_in_order(
+    servers: tuple[ServerProcess, ServerProcess],
+) -> None:
+    entrypoint, gunicorn = servers
+    with contextlib.ExitStack() as stack:
+        clients = [stack.enter_context(member(entrypoint, "everyone")) for _ in range(2)]
+        clients += members_on_every_worker(stack, gunicorn, "everyone")
+        assert len({pid for _, pid in clients}) == 3
+
+        # Two senders at once, from plain views of two different processes.
+        senders = [
+            threading.Thread(
+                target=send_from_view, args=(entrypoint, "everyone"), kwargs=dict(n=100, tag="a")
+            ),
+            threading.Thread(
+                target=send_from_view,
+                args=(gunicorn, "everyone"),
+                kwargs=dict(n=100, tag="b", binary=1),
+            ),
+        ]
+        for sender in senders:
+            sender.start()
+        for sender in senders:
+            sender.join()
+        for ws, _ in clients:
+            received = receive_until(ws, {"a end", "b end"})
+            assert numbered(received, "a") == list(range(100))
+            assert numbered(received, "b") == list(range(100))
+            binary = [m for m in received if isinstance(m, bytes)]
+            assert binary == [f"b {i}".encode() for i in range(100)]  # bytes arrive as binary
+            assert len(received) == 202
+        assert_silent(*(ws for ws, _ in clients))
+
+
+def test_one_subscription_per_process_only_while_it_has_members(
+    servers: tuple[ServerProcess, ServerProcess], redis_server: RedisServer
+) -> None:
+    import redis
+
+    entrypoint, gunicorn = servers
+    client = redis.Redis.from_url(redis_server.url)
+    channel = f"{PREFIX}:group:subs"
+
+    def subscribers() -> int:
+        return int(dict(client.pubsub_numsub(channel))[channel.encode()])
+
+    try:
+        with contextlib.ExitStack() as stack:
+            for _ in range(3):
+                stack.enter_context(member(entrypoint, "subs"))
+            assert subscribers() == 1  # three sockets, one process
+            members_on_every_worker(stack, gunicorn, "subs")
+            assert subscribers() == 3
+            pubsub_clients = client.client_list(_type="pubsub")
+            assert len(pubsub_clients) == 3, pubsub_clients
+        wait_for(lambda: subscribers() == 0, what="unsubscribed once no member is left")
+    finally:
+        client.close()
+
+
+def test_a_management_command_reaches_sockets_of_running_servers(
+    servers: tuple[ServerProcess, ServerProcess], redis_server: RedisServer, db_path: str
+) -> None:
+    entrypoint, gunicorn = servers
+    with contextlib.ExitStack() as stack:
+        clients = [stack.enter_context(member(entrypoint, "cmd"))]
+        clients += members_on_every_worker(stack, gunicorn, "cmd")
+        result = subprocess.run(
+            [sys.executable, "-m", "django", "groups_send", "cmd", "--n", "20", "--tag", "cmd"],
+            cwd=str(TESTS_DIR),
+            env=project_env(TEST_DB_PATH=db_path, TEST_GROUPS=groups_setting(redis_server)),
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert result.returncode == 0, result.stderr
+        assert result.stdout.strip() == "sent 20 to cmd"
+        for ws, _ in clients:
+            received = receive_until(ws, {"cmd end"})
+            assert received == [f"cmd {i}" for i in range(20)] + ["cmd end"]
+        assert_silent(*(ws for ws, _ in clients))
+
+
+def count_in_log(server: ServerProcess, pattern: str, start: int) -> list[re.Match[str]]:
+    return list(re.finditer(pattern, server.log()[start:]))
+
+
+LOST = r"Redis pub/sub connection to \S+ lost"
+# The test project logs messages without their level; the level is checked below, in
+# test_threaded_process_resubscribes_after_a_restart_and_warns.
+BACK = (
+    r"Redis pub/sub connection back after (\d+\.\d) s; messages published in that "
+    r"time to 1 group\(s\) with members here \(restart\) were not delivered"
+)
+
+
+def test_redis_restart_the_service_resumes_and_the_gap_is_logged(
+    servers: tuple[ServerProcess, ServerProcess], redis_server: RedisServer
+) -> None:
+    entrypoint, gunicorn = servers
+    with contextlib.ExitStack() as stack:
+        clients = [stack.enter_context(member(entrypoint, "restart"))]
+        clients += members_on_every_worker(stack, gunicorn, "restart")
+        send_from_view(entrypoint, "restart", n=5, tag="before")
+        for ws, _ in clients:
+            assert numbered(receive_until(ws, {"before end"}), "before") == list(range(5))
+
+        starts = {entrypoint: len(entrypoint.log()), gunicorn: len(gunicorn.log())}
+        redis_server.stop(signal.SIGKILL)  # a crash: no goodbye
+        down_at = time.monotonic()
+        wait_for(lambda: count_in_log(entrypoint, LOST, starts[entrypoint]), what="entrypoint")
+        wait_for(lambda: len(count_in_log(gunicorn, LOST, starts[gunicorn])) == 2, what="workers")
+
+        # While Redis is down, sending fails loudly and joining does not hang.
+        status, body = entrypoint.http_get("/groups/send/?g=restart&n=1&tag=lost")
+        assert status == 503 and b"could not publish to group 'restart'" in body
+        joined_at = time.monotonic()
+        clients.append(stack.enter_context(member(entrypoint, "restart")))
+        assert time.monotonic() - joined_at < 2.0
+
+        time.sleep(max(0.0, 1.0 - (time.monotonic() - down_at)))
+        redis_server.start()
+
+        # Each process reconnects, subscribes again, and says for how long it was deaf.
+        wait_for(lambda: count_in_log(entrypoint, BACK, starts[entrypoint]), 15, "entrypoint")
+        wait_for(lambda: len(count_in_log(gunicorn, BACK, starts[gunicorn])) == 2, 15, "workers")
+        for server in (entrypoint, gunicorn):
+            for match in count_in_log(server, BACK, starts[server]):
+                assert float(match[1]) >= 1.0, match[0]
+
+        # The memberships survived: everyone gets what is sent now, the late joiner too.
+        send_from_view(gunicorn, "restart", n=50, tag="after")
+        for ws, _ in clients:
+            received = receive_until(ws, {"after end"})
+            assert received == [f"after {i}" for i in range(50)] + ["after end"]
+        assert_silent(*(ws for ws, _ in clients))
+
+
+# ----------------------------------------------------------------------
+# A process without gevent (threads: runserver --no-gevent, gunicorn gthread): the
+# test process itself, with a real WebSocket over a socket pair.
+
+
+def test_threaded_process_resubscribes_after_a_restart_and_warns(
+    django_settings: None, redis_server: RedisServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    import socket
+
+    import redis
+    from django.test import override_settings
+    from servers import FrameReader
+
+    from django_websocket import groups
+    from django_websocket.protocol import ServerConnection
+    from django_websocket.server.transport import Transport
+    from django_websocket.server.websocket import WebSocket
+
+    server_side, client_side = socket.socketpair()
+    client_side.settimeout(10)
+    frames = FrameReader(client_side)
+    websocket = WebSocket(
+        Transport(server_side, "socketpair", threaded=True), ServerConnection(), close_timeout=0.2
+    )
+    client = redis.Redis.from_url(redis_server.url)
+    channel = f"{PREFIX}-threads:group:threads"
+
+    def texts(count: int) -> list[str]:
+        received = []
+        for _ in range(count):
+            opcode, _, payload = frames.frame()
+            assert opcode == 0x1
+            received.append(payload.decode())
+        return received
+
+    setting = {"BACKEND": "redis", "URL": redis_server.url, "PREFIX": f"{PREFIX}-threads"}
+    try:
+        with override_settings(WEBSOCKET_GROUPS=setting), caplog.at_level("INFO"):
+            groups.add("threads", websocket)
+            assert client.pubsub_numsub(channel) == [(channel.encode(), 1)]
+            for i in range(20):
+                groups.send("threads", f"before {i}")
+            assert texts(20) == [f"before {i}" for i in range(20)]
+
+            redis_server.stop(signal.SIGKILL)
+            wait_for(lambda: "lost" in caplog.text, what="the lost connection")
+            with pytest.raises(groups.BackendUnavailable, match="could not publish"):
+                groups.send("threads", "nobody gets this")
+            time.sleep(0.5)
+            redis_server.start()
+            wait_for(lambda: "back after" in caplog.text, 15, "the reconnection")
+            for i in range(20):
+                groups.send("threads", f"after {i}")
+            assert texts(20) == [f"after {i}" for i in range(20)]
+
+            websocket.finish()  # the view returned: the socket leaves its groups
+            wait_for(lambda: client.pubsub_numsub(channel) == [(channel.encode(), 0)])
+            assert groups.local_members("threads") == []
+    finally:
+        client.close()
+        client_side.close()
+        server_side.close()
+    records = {r.getMessage().split(";")[0]: r.levelname for r in caplog.records}
+    back = [(m, level) for m, level in records.items() if "back after" in m]
+    assert back and all(level == "WARNING" for _, level in back), records
+    lost = [(m, level) for m, level in records.items() if " lost " in m]
+    assert lost and all(level == "WARNING" for _, level in lost), records
