@@ -50,6 +50,17 @@ def test_pong_is_queued_before_the_event_is_read() -> None:
     assert conn.next_event() == Ping(b"hb")
 
 
+def test_has_data_to_send_tracks_the_queue() -> None:
+    conn = ServerConnection()
+    assert conn.has_data_to_send is False
+    conn.receive_data(ping(b"hb"))
+    assert conn.has_data_to_send is True
+    conn.data_to_send()
+    assert conn.has_data_to_send is False
+    conn.send_text("x")
+    assert conn.has_data_to_send is True
+
+
 def test_every_ping_gets_its_own_pong_in_order() -> None:
     conn = ServerConnection()
     payloads = [b"", b"a", b"bb", bytes(range(125))]
