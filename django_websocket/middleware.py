@@ -11,9 +11,11 @@ hand-shake twice.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from typing import Any
 
+from django.apps import apps
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
 
 from . import conf
@@ -24,6 +26,26 @@ __all__ = ["WebSocketMiddleware"]
 
 REFUSE_BODY = "400 Bad Request: this URL does not accept WebSocket connections.\n"
 
+logger = logging.getLogger("django_websocket")
+_warned_app_missing = False
+
+
+def _warn_if_app_missing() -> None:
+    """The middleware without the app works, but quietly loses two things; say so once.
+
+    (A system check cannot: checks are only registered by the installed app.)
+    """
+    global _warned_app_missing
+    if _warned_app_missing or apps.is_installed("django_websocket"):
+        return
+    _warned_app_missing = True
+    logger.warning(
+        "django_websocket.middleware.WebSocketMiddleware is in MIDDLEWARE but "
+        "'django_websocket' is not in INSTALLED_APPS: manage.py runserver will not serve "
+        "WebSockets under gevent and the package's system checks do not run. Add "
+        "'django_websocket' to INSTALLED_APPS, before django.contrib.staticfiles."
+    )
+
 
 class WebSocketMiddleware:
     """Sets ``request.websocket``/``request.is_websocket`` and honours ``WEBSOCKET_ACCEPT_ALL``."""
@@ -31,6 +53,7 @@ class WebSocketMiddleware:
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
         self._options = Options()
+        _warn_if_app_missing()
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         """Give the request its WebSocket attributes, then run the rest of the chain."""

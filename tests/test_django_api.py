@@ -164,3 +164,22 @@ def test_server_layer_never_imports_django() -> None:
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_middleware_warns_once_when_the_app_is_not_installed(caplog) -> None:
+    from django.test import override_settings
+
+    from django_websocket import middleware
+
+    middleware._warned_app_missing = False
+    with caplog.at_level("WARNING", logger="django_websocket"):
+        middleware.WebSocketMiddleware(lambda request: None)  # installed: silent
+        assert not caplog.records
+        with override_settings(
+            INSTALLED_APPS=["django.contrib.auth", "django.contrib.contenttypes"]
+        ):
+            middleware.WebSocketMiddleware(lambda request: None)
+            middleware.WebSocketMiddleware(lambda request: None)
+    messages = [r.getMessage() for r in caplog.records]
+    assert len(messages) == 1
+    assert "'django_websocket' is not in INSTALLED_APPS" in messages[0]
