@@ -52,6 +52,9 @@ class GeventRunServer:
 
     def serve_forever(self) -> None:
         """Serve until the process is stopped (autoreload restarts the process)."""
+        # Django 4.2's inner_run leaves the connection its migration check
+        # opened (5.x closes it); requests must not inherit that object.
+        _forget_database_connections()
         self._server.serve_forever()
 
     def server_close(self) -> None:
