@@ -131,6 +131,37 @@ def start_entrypoint(db_path: str, **env: str) -> ServerProcess:
     )
 
 
+def _gunicorn_has(setting: str) -> bool:
+    import gunicorn.config
+
+    return any(item.name == setting for item in gunicorn.config.KNOWN_SETTINGS)
+
+
+def gunicorn_command(port: int, worker_class: str, *options: str, workers: int = 1) -> list[str]:
+    """gunicorn serving ``project.wsgi`` (one worker by default), access log on stdout."""
+    command = [
+        sys.executable,
+        "-m",
+        "gunicorn",
+        "--chdir",
+        str(TESTS_DIR),
+        "--bind",
+        f"127.0.0.1:{port}",
+        "--workers",
+        str(workers),
+        "--worker-class",
+        worker_class,
+        "--access-logfile",
+        "-",
+        *options,
+    ]
+    if _gunicorn_has("control_socket_disable"):
+        # Recent gunicorn listens on a control socket at a fixed path by
+        # default; several test servers at once must not share it.
+        command.append("--no-control-socket")
+    return [*command, "project.wsgi"]
+
+
 # ----------------------------------------------------------------------
 # A raw client, for what third-party clients hide: the exact bytes.
 

@@ -56,16 +56,19 @@ def test_is_websocket_false_for_plain_requests(django_client) -> None:
     assert response.content == b"plain undecorated"
 
 
-@pytest.fixture(scope="module")
-def hidden_socket_server(db_path: str) -> Iterator[ServerProcess]:
+def _run_server(kind: str, db_path: str) -> Iterator[ServerProcess]:
+    """One of tests/run_server.py's server kinds, for a module's tests."""
     port = free_port()
     proc = ServerProcess(
-        [sys.executable, "run_server.py", "hidden-socket", str(port)],
-        port,
-        project_env(TEST_DB_PATH=db_path),
+        [sys.executable, "run_server.py", kind, str(port)], port, project_env(TEST_DB_PATH=db_path)
     )
     yield proc
     proc.stop()
+
+
+@pytest.fixture(scope="module")
+def hidden_socket_server(db_path: str) -> Iterator[ServerProcess]:
+    yield from _run_server("hidden-socket", db_path)
 
 
 def test_real_server_hiding_its_socket(hidden_socket_server: ServerProcess) -> None:
@@ -90,14 +93,7 @@ def test_real_server_hiding_its_socket(hidden_socket_server: ServerProcess) -> N
 
 @pytest.fixture(scope="module")
 def stock_gevent_server(db_path: str) -> Iterator[ServerProcess]:
-    port = free_port()
-    proc = ServerProcess(
-        [sys.executable, "run_server.py", "stock-gevent", str(port)],
-        port,
-        project_env(TEST_DB_PATH=db_path),
-    )
-    yield proc
-    proc.stop()
+    yield from _run_server("stock-gevent", db_path)
 
 
 def test_stock_gevent_server_echo(stock_gevent_server: ServerProcess) -> None:

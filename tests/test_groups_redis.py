@@ -24,7 +24,14 @@ import time
 from collections.abc import Iterator
 
 import pytest
-from servers import TESTS_DIR, ServerProcess, free_port, project_env, wait_for_port
+from servers import (
+    TESTS_DIR,
+    ServerProcess,
+    free_port,
+    gunicorn_command,
+    project_env,
+    wait_for_port,
+)
 from test_groups import (
     assert_silent,
     member,
@@ -98,30 +105,6 @@ def groups_setting(redis_server: RedisServer) -> str:
     return json.dumps({"BACKEND": "redis", "URL": redis_server.url, "PREFIX": PREFIX})
 
 
-def gunicorn_command(port: int) -> list[str]:
-    """gunicorn serving ``project.wsgi`` with two gevent workers."""
-    import gunicorn.config
-
-    command = [
-        sys.executable,
-        "-m",
-        "gunicorn",
-        "--chdir",
-        str(TESTS_DIR),
-        "--bind",
-        f"127.0.0.1:{port}",
-        "--workers",
-        "2",
-        "--worker-class",
-        "gevent",
-        "--graceful-timeout",
-        "3",
-    ]
-    if any(item.name == "control_socket_disable" for item in gunicorn.config.KNOWN_SETTINGS):
-        command.append("--no-control-socket")
-    return [*command, "project.wsgi"]
-
-
 @pytest.fixture(scope="module")
 def servers(
     db_path: str, redis_server: RedisServer
@@ -135,7 +118,11 @@ def servers(
         env,
     )
     try:
-        gunicorn = ServerProcess(gunicorn_command(gunicorn_port), gunicorn_port, env)
+        gunicorn = ServerProcess(
+            gunicorn_command(gunicorn_port, "gevent", "--graceful-timeout", "3", workers=2),
+            gunicorn_port,
+            env,
+        )
     except Exception:
         entrypoint.stop()
         raise

@@ -28,11 +28,11 @@ import pytest
 from gunicorn.http.unreader import Unreader
 from servers import (
     KEY,
-    TESTS_DIR,
     FrameReader,
     ServerProcess,
     client_frame,
     free_port,
+    gunicorn_command,
     open_ws,
     project_env,
     raw_connect,
@@ -46,37 +46,6 @@ CAPACITY_WARNING = "one thread per connection"
 ERROR_LINE = re.compile(
     r"traceback|error|exception|broken pipe|errno|bad file descriptor|worker timeout", re.I
 )
-
-
-def _gunicorn_has(setting: str) -> bool:
-    import gunicorn.config
-
-    return any(item.name == setting for item in gunicorn.config.KNOWN_SETTINGS)
-
-
-def gunicorn_command(port: int, worker_class: str, *options: str) -> list[str]:
-    """gunicorn serving ``project.wsgi`` with one worker and its access log on stdout."""
-    command = [
-        sys.executable,
-        "-m",
-        "gunicorn",
-        "--chdir",
-        str(TESTS_DIR),
-        "--bind",
-        f"127.0.0.1:{port}",
-        "--workers",
-        "1",
-        "--worker-class",
-        worker_class,
-        "--access-logfile",
-        "-",
-        *options,
-    ]
-    if _gunicorn_has("control_socket_disable"):
-        # Recent gunicorn listens on a control socket at a fixed path by
-        # default; several test servers at once must not share it.
-        command.append("--no-control-socket")
-    return [*command, "project.wsgi"]
 
 
 @dataclass(frozen=True)

@@ -16,8 +16,17 @@ import time
 import urllib.request
 
 import pytest
-from servers import FrameReader, ServerProcess, client_frame, free_port, open_ws, project_env
-from test_servers import TESTS_DIR, error_lines, gunicorn_command
+from servers import (
+    TESTS_DIR,
+    FrameReader,
+    ServerProcess,
+    client_frame,
+    free_port,
+    gunicorn_command,
+    open_ws,
+    project_env,
+)
+from test_servers import error_lines
 
 TEXT, CLOSE = 0x1, 0x8
 GOING_AWAY = (1001).to_bytes(2, "big") + b"server shutting down"
