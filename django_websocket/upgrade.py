@@ -275,9 +275,7 @@ def serve_websocket(
         )
         return _refusal(result)
 
-    _warn_about_capacity(transport.server, transport.threaded)
-    initial_data = transport.hijack()
-    _no_delay(transport.sock)
+    initial_data = _take(transport)
     try:
         transport.sock.sendall(result.response)
     except OSError as exc:
@@ -324,8 +322,7 @@ def _serve_upgraded(
     The server wrote its own 101 and negotiated no extension, so no handshake
     is written here; a refused Origin can only be answered with a close frame.
     """
-    _warn_about_capacity(transport.server, transport.threaded)
-    initial_data = transport.hijack()
+    initial_data = _take(transport)
     websocket = _websocket(transport, options, transport.subprotocol, None, initial_data)
     origin = request.META.get("HTTP_ORIGIN")
     if not _origin_checker(request, options.get("origins"))(origin):
@@ -371,6 +368,18 @@ def _run_view(
     finally:
         websocket.finish(code, reason)
     return WebSocketFinished()
+
+
+def _take(transport: Transport) -> bytes:
+    """Take the connection from the server; return the bytes it had already buffered.
+
+    Every taken socket gets the same treatment, whether we hand-shake on it
+    or the server (gevent-websocket) already did.
+    """
+    _warn_about_capacity(transport.server, transport.threaded)
+    initial_data = transport.hijack()
+    _no_delay(transport.sock)
+    return initial_data
 
 
 def _no_delay(sock: socket.socket) -> None:
