@@ -151,6 +151,13 @@ def test_start_error_is_raised(test_databases: None, live: LiveWebSocketServer) 
     taken = LiveWebSocketServer(port=live.port)
     with pytest.raises(OSError, match="in use"):
         taken.start()
+    # start() returns only once the failed thread has cleaned up ...
+    assert not taken.running
+    # ... and leaves the server able to start again.
+    taken.port = 0
+    with taken:
+        assert taken.running
+        assert taken.port not in (0, live.port)
     assert not taken.running
 
 

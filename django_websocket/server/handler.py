@@ -38,6 +38,20 @@ class WebSocketHandler(WSGIHandler):  # type: ignore[misc]
 
     _transport: Transport | None = None
 
+    def handle(self) -> None:
+        """Serve the connection, then close its buffered reader.
+
+        gevent's handler closes the socket but only drops the reader, which
+        keeps the socket's event watchers until the garbage collector finds it
+        (after the hub's loop is gone, when a server thread ended).
+        """
+        reader = self.rfile
+        try:
+            super().handle()
+        finally:
+            with contextlib.suppress(OSError, ValueError):
+                reader.close()
+
     def read_requestline(self) -> str:
         """Read the next request line, as an idle connection the server may end while draining."""
         server = self.server

@@ -262,7 +262,12 @@ class LiveWebSocketServer:
         if not self._ready.wait(timeout):
             raise RuntimeError(f"the live server did not start within {timeout} s")
         if self._error is not None:
-            error = self._error
+            # The thread sets _ready before its cleanup; wait for the cleanup so
+            # that `running` is false and start() can be called again.
+            error, self._error = self._error, None
+            self._thread.join(self.shutdown_timeout + 10.0)
+            self._thread = None
+            self._ready.clear()
             self._release_connections()
             raise error
 
