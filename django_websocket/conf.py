@@ -1,4 +1,8 @@
-"""Settings, read each time they are used so that ``override_settings`` works.
+"""Settings, validated when first used and cached until Django says they changed.
+
+Django sends ``setting_changed`` whenever ``override_settings`` (or
+``TestCase.settings``) applies or restores a setting; that empties the cache,
+so tests see their overrides at once.
 
 ========================== ======================= ===========================================
 setting                    default                 meaning
@@ -31,6 +35,7 @@ from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
+from django.core.signals import setting_changed
 
 __all__ = ["DEFAULTS", "get", "validate"]
 
@@ -127,6 +132,27 @@ def _validate_groups(name: str, value: Any) -> None:
         )
 
 
+_cache: dict[str, Any] = {}
+
+
 def get(name: str) -> Any:
-    """The current value of a ``WEBSOCKET_*`` setting, validated, or its default."""
-    return validate(name, getattr(settings, name, DEFAULTS[name]))
+    """The current value of a ``WEBSOCKET_*`` setting, validated, or its default.
+
+    Read on every WebSocket handshake, so a validated value is kept until
+    ``setting_changed`` (an invalid one is not kept: it raises again).
+    """
+    try:
+        return _cache[name]
+    except KeyError:
+        pass
+    value = validate(name, getattr(settings, name, DEFAULTS[name]))
+    _cache[name] = value
+    return value
+
+
+def _forget(*, setting: str, **kwargs: Any) -> None:
+    if setting.startswith("WEBSOCKET_"):
+        _cache.clear()
+
+
+setting_changed.connect(_forget, dispatch_uid="django_websocket.conf")

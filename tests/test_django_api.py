@@ -71,6 +71,22 @@ def test_settings_are_read_when_used() -> None:
     with override_settings(WEBSOCKET_MAX_MESSAGE_SIZE=None):
         del_setting = conf.get("WEBSOCKET_MAX_MESSAGE_SIZE")
     assert del_setting is None
+    # Values are cached between changes; leaving the override restores the setting.
+    assert conf.get("WEBSOCKET_MAX_MESSAGE_SIZE") == 4 << 20
+    assert options.get("max_message_size") == 4 << 20
+
+
+def test_invalid_setting_is_never_cached() -> None:
+    from django.core.exceptions import ImproperlyConfigured
+    from django.test import override_settings
+
+    from django_websocket import conf
+
+    with override_settings(WEBSOCKET_CLOSE_TIMEOUT="later"):
+        for _ in range(2):
+            with pytest.raises(ImproperlyConfigured, match="WEBSOCKET_CLOSE_TIMEOUT"):
+                conf.get("WEBSOCKET_CLOSE_TIMEOUT")
+    assert conf.get("WEBSOCKET_CLOSE_TIMEOUT") == 2.0  # the test project's setting
 
 
 def test_defaults_documented() -> None:
