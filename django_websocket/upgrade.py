@@ -32,6 +32,7 @@ from .protocol import (
     ServerConnection,
     negotiate,
 )
+from .protocol.handshake import REQUEST_FIELDS
 from .server.transport import Transport, find_transport
 from .server.websocket import WebSocket
 
@@ -54,7 +55,7 @@ request_logger = logging.getLogger("django.request")
 UNSET: Any = object()
 
 _warned_threaded: set[str] = set()
-_warned_unpatched = False
+_checked_patching = False
 
 UNSUPPORTED_BODY = (
     "501 Not Implemented: this server cannot hand its connections to WebSocket views.\n"
@@ -165,12 +166,17 @@ def is_upgrade_request(request: HttpRequest) -> bool:
     return "websocket" in (token.strip().lower() for token in upgrade.split(","))
 
 
+# The WSGI environ keys of the header fields the handshake reads.
+_HANDSHAKE_META = tuple(("HTTP_" + name.upper().replace("-", "_"), name) for name in REQUEST_FIELDS)
+
+
 def _request_headers(meta: dict[str, Any]) -> list[tuple[str, str]]:
-    return [
-        (key[5:].replace("_", "-").lower(), value)
-        for key, value in meta.items()
-        if key.startswith("HTTP_") and isinstance(value, str)
-    ]
+    headers = []
+    for key, name in _HANDSHAKE_META:
+        value = meta.get(key)
+        if isinstance(value, str):
+            headers.append((name, value))
+    return headers
 
 
 def _origin_checker(request: HttpRequest, extra: Sequence[str]) -> Callable[[str | None], bool]:
@@ -394,7 +400,7 @@ def _no_delay(sock: socket.socket) -> None:
 
 
 def _warn_about_capacity(server: str, threaded: bool) -> None:
-    global _warned_unpatched
+    global _checked_patching
     if threaded and server not in _warned_threaded:
         _warned_threaded.add(server)
         logger.warning(
@@ -403,11 +409,12 @@ def _warn_about_capacity(server: str, threaded: bool) -> None:
             "(`python -m django_websocket` or gunicorn -k gevent) for many connections.",
             server,
         )
-    if not threaded and not _warned_unpatched:
+    if not threaded and not _checked_patching:
+        # Once per process: a server patches (or not) before it serves.
+        _checked_patching = True
         from gevent import monkey
 
         if not monkey.is_module_patched("socket"):
-            _warned_unpatched = True
             gevent_logger.warning(
                 "WebSockets are served by gevent but the socket module is not monkey-patched: "
                 "blocking calls in views (database, HTTP clients) stall every connection. "

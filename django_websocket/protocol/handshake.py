@@ -19,6 +19,7 @@ from .deflate import DeflateConfig, DeflateParams, negotiate_deflate
 
 __all__ = [
     "GUID",
+    "REQUEST_FIELDS",
     "Accept",
     "HandshakePolicy",
     "Reject",
@@ -32,6 +33,20 @@ __all__ = [
 GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
 SUPPORTED_VERSION = "13"
+
+#: The request header fields :func:`negotiate` reads (lower-case); any other
+#: field may be left out of the headers it is given.
+REQUEST_FIELDS = (
+    "upgrade",
+    "connection",
+    "sec-websocket-key",
+    "sec-websocket-version",
+    "origin",
+    "sec-websocket-protocol",
+    "sec-websocket-extensions",
+)
+
+_HTTP_VERSION = re.compile(r"HTTP/(\d+)(?:\.(\d+))?")
 
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _QUOTED = re.compile(r'"((?:[^"\\]|\\.)*)"')
@@ -182,7 +197,9 @@ def _normalise(headers: Mapping[str, str] | Iterable[tuple[str, str]]) -> dict[s
 
 
 def _http_version_ok(version: str) -> bool:
-    match = re.fullmatch(r"HTTP/(\d+)(?:\.(\d+))?", version.strip().upper())
+    if version == "HTTP/1.1":
+        return True
+    match = _HTTP_VERSION.fullmatch(version.strip().upper())
     if match is None:
         return False
     return (int(match.group(1)), int(match.group(2) or 0)) >= (1, 1)
