@@ -73,17 +73,28 @@ class _NoLock:
         return None
 
 
+_NO_LOCK = _NoLock()
+
+
 class _Task(Protocol):
     def join(self, timeout: float | None = ...) -> Any: ...
 
 
+_green_primitives: tuple[Callable[[], _Lock], Callable[[], _Event]] | None = None
+
+
 def _primitives(green: bool) -> tuple[Callable[[], _Lock], Callable[[], _Event]]:
-    if green:
+    global _green_primitives
+    if not green:
+        return cast(Callable[[], _Lock], threading.Lock), cast(
+            Callable[[], _Event], threading.Event
+        )
+    if _green_primitives is None:
         from gevent.event import Event
         from gevent.lock import Semaphore
 
-        return cast(Callable[[], _Lock], Semaphore), cast(Callable[[], _Event], Event)
-    return cast(Callable[[], _Lock], threading.Lock), cast(Callable[[], _Event], threading.Event)
+        _green_primitives = cast(Callable[[], _Lock], Semaphore), cast(Callable[[], _Event], Event)
+    return _green_primitives
 
 
 def _current_task(green: bool) -> object:
@@ -138,12 +149,13 @@ class WebSocket:
         self._send_lock = make_lock()
         self._read_lock = make_lock()
         self._state_lock: contextlib.AbstractContextManager[Any] = (
-            _NoLock() if green else threading.RLock()
+            _NO_LOCK if green else threading.RLock()
         )
         self._pong_event = make_event()
         self._stop_event = make_event()
         self._sock_timeout: float | None = -1.0  # unknown
         self._lost = False
+        self._shut_down = False
         self._keepalive: _Task | None = None
         self._logged_failure = False
         self._close_callbacks: list[Callable[[WebSocket], None]] = []
@@ -358,6 +370,9 @@ class WebSocket:
 
     def _flush(self) -> None:
         """Send whatever the connection has queued, in order, under the send lock."""
+        if not self._conn.has_data_to_send:
+            # Read without the state lock: whoever queues data flushes after.
+            return
         with self._send_lock:
             if self._green:
                 data = self._conn.data_to_send()
@@ -420,7 +435,8 @@ class WebSocket:
         self._stop_event.set()
         self._pong_event.set()
         sock = self._sock
-        if sock is not None:
+        if sock is not None and not self._shut_down:
+            self._shut_down = True
             # shutdown(), not close(): the WSGI server still holds the file
             # descriptor; shutting the connection down makes its own later
             # writes fail instead of reaching the client.
