@@ -18,9 +18,8 @@ from typing import Any
 import gevent
 import gevent.event
 from gevent.pool import Pool
-from gevent.pywsgi import LoggingLogAdapter
 
-from .handler import WebSocketWSGIServer
+from .handler import ServerLog, WebSocketWSGIServer
 from .websocket import open_websockets
 
 __all__ = ["GOING_AWAY", "close_open_websockets", "make_server", "serve"]
@@ -44,8 +43,8 @@ def make_server(
     :class:`gevent.pool.Pool` without a size limit, so that :func:`serve` can
     wait for them when it stops (pass ``spawn=`` to choose otherwise).
     """
-    kwargs.setdefault("log", LoggingLogAdapter(access_logger, logging.INFO))
-    kwargs.setdefault("error_log", LoggingLogAdapter(logger, logging.ERROR))
+    kwargs.setdefault("log", ServerLog(access_logger, logging.INFO))
+    kwargs.setdefault("error_log", ServerLog(logger, logging.ERROR))
     kwargs.setdefault("spawn", Pool())
     return WebSocketWSGIServer((host, port), application, **kwargs)
 
