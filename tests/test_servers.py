@@ -325,6 +325,16 @@ def test_bytes_sent_with_the_handshake_are_kept(row: Row, server: ServerProcess)
         assert reader.rest_until_eof() == b""
 
 
+def test_websocket_hub(row: Row, server: ServerProcess) -> None:
+    """``WebSocket.hub`` is the serving thread's gevent hub, or ``None`` under threads."""
+    sock, reader = open_ws(server.port, "/hub/")
+    with sock:
+        expected = b"threads" if row.threaded else b"hub, this thread's: True"
+        assert reader.frame() == (TEXT, True, expected)
+        assert reader.frame() == (CLOSE, True, close_payload(1000))
+        assert finish_and_read_rest(sock, reader, close_payload(1000)) == b""
+
+
 def test_request_finished_sent_once(row: Row, server: ServerProcess) -> None:
     """Django's request_finished (which closes database connections) runs once per WebSocket."""
     assert server.http_get("/reset/") == (200, b"ok")

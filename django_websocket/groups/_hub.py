@@ -103,14 +103,8 @@ class _Context:
     __slots__ = ("green", "hub")
 
     def __init__(self, websocket: WebSocket) -> None:
-        # WebSocket keeps how it is served to itself (see the report for a public hook).
-        self.green = bool(getattr(websocket, "_green", False))
-        self.hub: Any = None
-        if self.green:
-            import gevent
-
-            sock = getattr(websocket, "_sock", None)
-            self.hub = getattr(sock, "hub", None) or gevent.get_hub()
+        self.hub: Any = websocket.hub
+        self.green = self.hub is not None
 
     def here(self) -> bool:
         """Whether the caller runs in this context's thread (always, for threads)."""

@@ -181,6 +181,22 @@ class WebSocket:
         return self._conn.state is not State.OPEN or self._lost
 
     @property
+    def hub(self) -> Any:
+        """The gevent hub whose loop serves this WebSocket; ``None`` under a threaded server.
+
+        Code running in another thread can hand work to the WebSocket's own
+        loop with ``websocket.hub.loop.run_callback_threadsafe(function)``.
+        """
+        if not self._green:
+            return None
+        hub = getattr(self._transport.sock, "hub", None)
+        if hub is None:
+            import gevent
+
+            hub = gevent.get_hub()
+        return hub
+
+    @property
     def close_code(self) -> int | None:
         """The close status, once known.
 

@@ -13,6 +13,7 @@ urlpatterns = [
     path("orm/", views.uses_orm),
     path("keepalive/", views.keepalive),
     path("legacy/", views.legacy),
+    path("hub/", views.hub),
     path("undecorated/", views.undecorated),
     path("events/", views.events),
     path("reset/", views.reset),

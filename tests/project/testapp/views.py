@@ -82,6 +82,18 @@ def keepalive(request):
 
 
 @require_websocket
+def hub(request):
+    """Says how the WebSocket is served: by threads, or by this thread's gevent hub."""
+    ws = request.websocket
+    if ws.hub is None:
+        ws.send("threads")
+    else:
+        import gevent
+
+        ws.send(f"hub, this thread's: {ws.hub is gevent.get_hub()}")
+
+
+@require_websocket
 def legacy(request):
     ws = request.websocket
     ws.send(42)
