@@ -73,6 +73,13 @@ class State(enum.Enum):
     CLOSED = "closed"
 
 
+# Module globals: reading them is several times cheaper than ``State.OPEN``,
+# and the states are checked a few times per message.
+_OPEN = State.OPEN
+_CLOSING = State.CLOSING
+_CLOSED = State.CLOSED
+
+
 class InvalidState(RuntimeError):
     """Raised when the layer above sends after the connection stopped accepting data."""
 
@@ -139,7 +146,7 @@ class ServerConnection:
         self.max_message_size = max_message_size
         self._deflate = deflate
         #: Where the closing handshake stands.
-        self.state = State.OPEN
+        self.state = _OPEN
         #: Set when the connection was failed (by the peer's misbehaviour or :meth:`fail`).
         self.failure: Failure | None = None
         #: The peer's close frame, once it has been delivered as an event.
@@ -178,7 +185,7 @@ class ServerConnection:
         if not data:
             self._receive_eof()
             return
-        if self._terminal is not None or self.state is State.CLOSED:
+        if self._terminal is not None or self.state is _CLOSED:
             # "If an endpoint receives a Close frame and ... it MUST send a
             # Close frame in response ... " and nothing may follow a close
             # frame; after a violation, the RFC says "the endpoint MUST NOT
@@ -196,8 +203,8 @@ class ServerConnection:
     def _receive_eof(self) -> None:
         self.eof_received = True
         self._buffer = b""
-        if self.state is not State.CLOSED:
-            self.state = State.CLOSED
+        if self.state is not _CLOSED:
+            self.state = _CLOSED
         if self._terminal is not None and self._terminal.failure is not None:
             # Record the violation even though its close frame can no longer be sent.
             self.failure = self._terminal.failure
@@ -207,7 +214,7 @@ class ServerConnection:
         """Consume as much of ``data`` as forms frames; keep an incomplete header."""
         pos = 0
         end = len(data)
-        view = memoryview(data)
+        view: memoryview | None = None  # made on first use: most frames never need it
         max_size = self.max_message_size
         events = self._events
         while pos < end:
@@ -217,6 +224,8 @@ class ServerConnection:
                 mask = self._frame_mask
                 if offset:
                     mask = mask[offset:] + mask[:offset]
+                if view is None:
+                    view = memoryview(data)
                 chunk = apply_mask(view[pos : pos + take], mask)
                 pos += take
                 self._frame_offset += take
@@ -293,7 +302,7 @@ class ServerConnection:
                 and opcode != _CONT
                 and not compressed
                 and end - pos >= length
-                and self.state is State.OPEN
+                and self.state is _OPEN
             ):
                 # Fast path: a whole uncompressed single-frame message is here.
                 payload = apply_mask(data[pos : pos + length], mask)
@@ -426,7 +435,7 @@ class ServerConnection:
             opcode = self._msg_opcode
             self._msg_opcode = 0
             self._msg_size = 0
-            if self.state is State.OPEN:
+            if self.state is _OPEN:
                 # Data frames after our close frame are ignored (section 1.4).
                 if opcode == _TEXT:
                     self._events.append(TextMessage("".join(parts)))  # type: ignore[arg-type]
@@ -442,7 +451,7 @@ class ServerConnection:
             # frame in response ... The Pong frame MUST have the same
             # Application data" (section 5.5.2).  Once we sent a close frame,
             # nothing more may follow it.
-            if self.state is State.OPEN:
+            if self.state is _OPEN:
                 self._out.append(encode_frame(_PONG, payload))
             return True
         if opcode == _PONG:
@@ -472,12 +481,12 @@ class ServerConnection:
         """Record a violation; it takes effect once the events before it are delivered."""
         self._buffer = b""
         self._in_payload = False
-        if self.state is State.OPEN:
+        if self.state is _OPEN:
             self._terminal = _Terminal(None, Failure(int(code), reason))
         else:
             # We already sent our close frame: just stop.
             self.failure = Failure(int(code), reason)
-            self.state = State.CLOSED
+            self.state = _CLOSED
 
     # ------------------------------------------------------------------
     # Events
@@ -502,13 +511,13 @@ class ServerConnection:
         close = terminal.close
         assert close is not None
         self.close_received = close
-        if self.state is State.OPEN:
+        if self.state is _OPEN:
             # "If an endpoint receives a Close frame and did not previously
             # send a Close frame, the endpoint MUST send a Close frame in
             # response.  ... the endpoint typically echos the status code it
             # received" (section 5.5.1).
             self._queue_close(close.code, "")
-        self.state = State.CLOSED
+        self.state = _CLOSED
         return close
 
     def events_received(self) -> list[Event]:
@@ -550,20 +559,20 @@ class ServerConnection:
         return out[0] if len(out) == 1 else b"".join(out)
 
     def _check_can_send(self) -> None:
-        if self.state is not State.OPEN:
+        if self.state is not _OPEN:
             raise InvalidState(f"cannot send on a connection in state {self.state.value}")
 
     def send_text(self, data: str) -> None:
         """Queue a text message."""
-        self._check_can_send()
         self._send_data(_TEXT, data.encode("utf-8"))
 
     def send_binary(self, data: bytes | bytearray | memoryview) -> None:
         """Queue a binary message."""
-        self._check_can_send()
         self._send_data(_BINARY, bytes(data))
 
     def _send_data(self, opcode: int, payload: bytes) -> None:
+        if self.state is not _OPEN:
+            self._check_can_send()  # raises
         deflate = self._deflate
         if deflate is not None and len(payload) >= deflate.min_size:
             self._out.append(encode_frame(opcode, deflate.compress(payload), rsv1=True))
@@ -603,7 +612,7 @@ class ServerConnection:
             self._commit_failure(terminal.failure)
             return
         self._queue_close(code, reason)
-        self.state = State.CLOSING
+        self.state = _CLOSING
 
     def fail(self, code: int, reason: str = "") -> None:
         """Fail the connection from our side (e.g. a missing pong: 1011).
@@ -622,9 +631,9 @@ class ServerConnection:
     def _commit_failure(self, failure: Failure) -> None:
         self.failure = failure
         self._buffer = b""
-        if self.state is State.OPEN and not self.eof_received:
+        if self.state is _OPEN and not self.eof_received:
             self._queue_close(failure.code, _fit_reason(failure.reason))
-        self.state = State.CLOSED
+        self.state = _CLOSED
 
     def _queue_close(self, code: int | None, reason: str) -> None:
         self._out.append(encode_frame(_CLOSE, encode_close_payload(code, reason)))

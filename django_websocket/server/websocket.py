@@ -39,6 +39,11 @@ logger = logging.getLogger("django_websocket")
 
 _RECV_SIZE = 1 << 16
 
+# Module globals are cheaper to read than enum members, on the per-message path.
+_OPEN = State.OPEN
+_CLOSING = State.CLOSING
+_CLOSED = State.CLOSED
+
 _open: weakref.WeakSet[WebSocket] = weakref.WeakSet()
 
 
@@ -178,7 +183,7 @@ class WebSocket:
     @property
     def closed(self) -> bool:
         """Whether the connection is closing or closed (no message can be sent)."""
-        return self._conn.state is not State.OPEN or self._lost
+        return self._conn.state is not _OPEN or self._lost
 
     @property
     def hub(self) -> Any:
@@ -209,9 +214,9 @@ class WebSocket:
             return conn.close_received.effective_code
         if conn.failure is not None:
             return conn.failure.code
-        if conn.state is State.OPEN and not self._lost:
+        if conn.state is _OPEN and not self._lost:
             return None
-        if conn.state is State.CLOSED or self._lost:
+        if conn.state is _CLOSED or self._lost:
             return CloseCode.ABNORMAL_CLOSURE
         return None
 
@@ -256,7 +261,7 @@ class WebSocket:
                     return None
                 self._flush()  # the pong queued for a ping
                 continue
-            if state is not State.OPEN or self._lost:
+            if state is not _OPEN or self._lost:
                 self._flush()  # e.g. the close frame of a violation
                 self._log_failure()
                 self._finish_closing()
@@ -317,7 +322,7 @@ class WebSocket:
             return False
         try:
             conn = self._conn
-            if conn.state is State.CLOSED or (conn.pending_events and not drain):
+            if conn.state is _CLOSED or (conn.pending_events and not drain):
                 return True  # another reader got there first
             sock = self._sock
             if sock is None or self._lost:
@@ -357,12 +362,15 @@ class WebSocket:
         Raises :class:`~django_websocket.exceptions.ConnectionClosed` once
         the connection is closing or closed.
         """
-        with self._state_lock:
-            self._check_open()
+        if self._green:  # greenlets are not pre-empted: no lock needed
             self._queue_message(data)
+        else:
+            with self._state_lock:
+                self._queue_message(data)
         self._flush()
 
     def _queue_message(self, data: Any) -> None:
+        self._check_open()
         conn = self._conn
         if isinstance(data, str):
             conn.send_text(data)
@@ -381,7 +389,7 @@ class WebSocket:
         self._flush()
 
     def _check_open(self) -> None:
-        if self._conn.state is not State.OPEN or self._lost:
+        if self._conn.state is not _OPEN or self._lost:
             raise ConnectionClosed("the WebSocket is closed", self.close_code, self.close_reason)
 
     def _flush(self) -> None:
@@ -417,7 +425,7 @@ class WebSocket:
         Raises ``ValueError`` for a code that may not be sent on the wire.
         """
         with self._state_lock:
-            if self._conn.state is State.OPEN and not self._lost:
+            if self._conn.state is _OPEN and not self._lost:
                 self._conn.send_close(code, reason)
         self._flush()
         self._finish_closing()
@@ -426,11 +434,11 @@ class WebSocket:
         """Wait for the peer's close frame after ours, then end the TCP connection."""
         deadline = time.monotonic() + self.close_timeout
         conn = self._conn
-        while conn.state is State.CLOSING and not self._lost:
+        while conn.state is _CLOSING and not self._lost:
             with self._state_lock:
                 while conn.next_event() is not None:
                     pass  # data after our close frame is dropped
-            if conn.state is not State.CLOSING:
+            if conn.state is not _CLOSING:
                 break
             if time.monotonic() >= deadline or not self._read(deadline):
                 logger.info("WebSocket peer did not answer our close frame in time")
@@ -546,7 +554,7 @@ class WebSocket:
         conn = self._conn
         payload = os.urandom(4)
         with self._state_lock:
-            if conn.state is not State.OPEN or self._lost:
+            if conn.state is not _OPEN or self._lost:
                 return False
             self._pong_event.clear()
             conn.send_ping(payload)
@@ -572,7 +580,7 @@ class WebSocket:
         if conn.last_pong != payload:
             logger.info("WebSocket keepalive: no pong within %.1f s, closing", timeout)
             with self._state_lock:
-                if conn.state is State.OPEN:
+                if conn.state is _OPEN:
                     conn.fail(CloseCode.INTERNAL_ERROR, "keepalive ping timeout")
             self._flush()
             self._shutdown()
