@@ -310,6 +310,7 @@ def test_threaded_process_resubscribes_after_a_restart_and_warns(
     from servers import FrameReader
 
     from django_websocket import groups
+    from django_websocket.groups._redis import READER_THREAD_NAME
     from django_websocket.protocol import ServerConnection
     from django_websocket.server.transport import Transport
     from django_websocket.server.websocket import WebSocket
@@ -331,6 +332,9 @@ def test_threaded_process_resubscribes_after_a_restart_and_warns(
             received.append(payload.decode())
         return received
 
+    def reader_threads() -> int:
+        return sum(t.name == READER_THREAD_NAME for t in threading.enumerate())
+
     setting = {"BACKEND": "redis", "URL": redis_server.url, "PREFIX": f"{PREFIX}-threads"}
     try:
         with override_settings(WEBSOCKET_GROUPS=setting), caplog.at_level("INFO"):
@@ -351,9 +355,43 @@ def test_threaded_process_resubscribes_after_a_restart_and_warns(
                 groups.send("threads", f"after {i}")
             assert texts(20) == [f"after {i}" for i in range(20)]
 
+            # A second socket joins and leaves: the reader keeps running for the first.
+            other_side, other_client = socket.socketpair()
+            other = WebSocket(
+                Transport(other_side, "socketpair", threaded=True),
+                ServerConnection(),
+                close_timeout=0.2,
+            )
+            groups.add("threads", other)
+            other_client.close()
+            other.finish()
+            other_side.close()
+            assert groups.local_members("threads") == [websocket]
+            assert reader_threads() == 1
+
             websocket.finish()  # the view returned: the socket leaves its groups
             wait_for(lambda: client.pubsub_numsub(channel) == [(channel.encode(), 0)])
             assert groups.local_members("threads") == []
+            # No member left in this process: the reader closes its connection and ends.
+            wait_for(lambda: reader_threads() == 0, what="the reader to end")
+
+            # The next member starts a new one, and gets what is sent from then on.
+            server_side.close()
+            client_side.close()
+            server_side, client_side = socket.socketpair()
+            client_side.settimeout(10)
+            frames = FrameReader(client_side)
+            websocket = WebSocket(
+                Transport(server_side, "socketpair", threaded=True),
+                ServerConnection(),
+                close_timeout=0.2,
+            )
+            groups.add("threads", websocket)
+            assert reader_threads() == 1
+            groups.send("threads", "again")
+            assert texts(1) == ["again"]
+            websocket.finish()
+            wait_for(lambda: reader_threads() == 0, what="the second reader to end")
     finally:
         client.close()
         client_side.close()

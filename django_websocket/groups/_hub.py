@@ -62,14 +62,14 @@ def is_green() -> bool:
     return bool(monkey.is_module_patched("threading"))
 
 
-def spawn(green: bool, target: Callable[..., None], *args: Any) -> None:
-    """Run ``target(*args)`` in a new greenlet, or a daemon thread when not green."""
+def spawn(green: bool, target: Callable[..., None], *args: Any, name: str | None = None) -> None:
+    """Run ``target(*args)`` in a new greenlet, or else in a daemon thread named ``name``."""
     if green:
         import gevent
 
         gevent.spawn(target, *args)
     else:
-        threading.Thread(target=target, args=args, daemon=True).start()
+        threading.Thread(target=target, args=args, name=name, daemon=True).start()
 
 
 def pause() -> None:

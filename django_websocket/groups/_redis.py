@@ -6,11 +6,12 @@ followed by its payload.
 
 Each process holds one pub/sub connection, read by one task (a greenlet
 under gevent, a thread otherwise) started when the process's first local
-member joins.  A group's channel is subscribed to while the group has local
-members here and unsubscribed from when it has none.  When the connection
-drops, the task reconnects with exponential backoff, subscribes again to the
-channels of every local group, and logs (WARNING) for how long messages
-could have been missed.  Publishing uses an ordinary connection pool and
+member joins; the task closes the connection and ends once no group has
+local members (it starts again with the next member).  A group's channel is
+subscribed to while the group has local members here and unsubscribed from
+when it has none.  When the connection drops, the task reconnects with
+exponential backoff, subscribes again to the channels of every local group,
+and logs (WARNING) for how long messages could have been missed.  Publishing uses an ordinary connection pool and
 never retries (at most once).
 """
 
@@ -40,6 +41,8 @@ PING_INTERVAL = 15.0
 #: How long :meth:`RedisBackend.sync` waits for Redis to confirm a subscription.
 SUBSCRIBE_TIMEOUT = 5.0
 BACKOFF_FIRST, BACKOFF_MAX = 0.1, 5.0
+#: The name of the reader's thread under a threaded server.
+READER_THREAD_NAME = "django-websocket-groups-redis"
 
 _CONNECTING, _UP, _DOWN = "connecting", "up", "down"
 
@@ -193,7 +196,7 @@ class RedisBackend:
     def _start(self) -> None:
         if not self._started:
             self._started = True
-            spawn(self.hub.green, self._run)
+            spawn(self.hub.green, self._run, name=READER_THREAD_NAME)
 
     # ------------------------------------------------------------------
     # The reader task
@@ -201,6 +204,8 @@ class RedisBackend:
     def _run(self) -> None:
         backoff = BACKOFF_FIRST
         while True:
+            if self._stop_if_idle(None):
+                return
             try:
                 conn = self._connect()
             except self._redis_errors as exc:
@@ -215,11 +220,36 @@ class RedisBackend:
             backoff = BACKOFF_FIRST
             try:
                 self._read(conn)
+                return  # no group has members here any more; the connection is closed
             except self._redis_errors as exc:
                 self._failed(conn, exc)
             except Exception as exc:
                 logger.exception("groups: unexpected error reading from Redis")
                 self._failed(conn, exc)
+
+    def _stop_if_idle(self, conn: Any) -> bool:
+        """End the reader when no group has members here; ``True`` if it must return.
+
+        Decided under the lock that :meth:`sync` holds, so a member joining at
+        the same time either is seen here or finds the reader stopped and
+        starts a new one.
+        """
+        with self._lock:
+            if self._subscribed:
+                return False
+            self._started = False
+            self._conn = None
+            self._state = _CONNECTING
+            # Nothing is subscribed: nothing was missed, and no waiter is left.
+            self._down_since = None
+            self._down_groups = set()
+            self._release([*self._pending.values(), *self._unsent.values()])
+            self._pending.clear()
+            self._unsent.clear()
+        if conn is not None:
+            conn.disconnect()
+        logger.debug("groups: no group has members here; Redis pub/sub connection closed")
+        return True
 
     def _connect(self) -> Any:
         conn = self._connection_class(**self._connection_kwargs)
@@ -290,11 +320,16 @@ class RedisBackend:
                     event.set()
 
     def _read(self, conn: Any) -> None:
+        """Read the pub/sub connection until it fails (raises) or no group has members here."""
+        if self._stop_if_idle(conn):  # the last member left while connecting
+            return
         pinged = False
         while True:
             if not conn.can_read(timeout=PING_INTERVAL):
                 if pinged:
                     raise TimeoutError(f"no answer to PING within {PING_INTERVAL:.0f} s")
+                if self._stop_if_idle(conn):
+                    return
                 with self._lock:
                     conn.send_command("PING", check_health=False)
                 pinged = True
@@ -313,6 +348,8 @@ class RedisBackend:
                             del self._pending[reply[1]]
                     if event is not None:
                         event.set()
+                elif kind == b"unsubscribe" and reply[2] == 0 and self._stop_if_idle(conn):
+                    return
 
     def _dispatch(self, channel: bytes, data: bytes) -> None:
         if not channel.startswith(self._channel_prefix_bytes):
