@@ -11,8 +11,9 @@ local members (it starts again with the next member).  A group's channel is
 subscribed to while the group has local members here and unsubscribed from
 when it has none.  When the connection drops, the task reconnects with
 exponential backoff, subscribes again to the channels of every local group,
-and logs (WARNING) for how long messages could have been missed.  Publishing uses an ordinary connection pool and
-never retries (at most once).
+and logs (WARNING) for how long messages could have been missed.
+Publishing uses an ordinary connection pool and never retries (at most
+once).
 """
 
 from __future__ import annotations
