@@ -57,6 +57,10 @@ _PONG = Opcode.PONG.value
 _RSV_ALL = 0x70
 _Utf8Decoder = codecs.getincrementaldecoder("utf-8")
 _MESSAGE_TYPES = (TextMessage, BinaryMessage)
+#: How many pieces of one message are kept as separate objects before they are
+#: coalesced into one growing buffer: a message then costs memory in
+#: proportion to its bytes, not to the number of frames it was sent in.
+_MAX_PARTS = 16
 
 
 class State(enum.Enum):
@@ -107,7 +111,10 @@ class ServerConnection:
 
     ``max_message_size`` bounds a message's size (after decompression) in
     bytes; ``None`` disables the bound.  ``deflate`` is the negotiated
-    permessage-deflate codec, or ``None``.
+    permessage-deflate codec, or ``None``.  With ``control_events=False``,
+    pings and pongs are handled (a pong is queued, :attr:`last_pong` is
+    recorded) but produce no :class:`Ping` or :class:`Pong` event, so that a
+    layer which never consumes them does not accumulate them.
     """
 
     __slots__ = (
@@ -120,6 +127,8 @@ class ServerConnection:
         "_frame_offset",
         "_frame_remaining",
         "_in_payload",
+        "_control_events",
+        "_msg_buffer",
         "_msg_compressed",
         "_msg_opcode",
         "_msg_parts",
@@ -140,11 +149,13 @@ class ServerConnection:
         *,
         max_message_size: int | None = 1 << 20,
         deflate: PerMessageDeflate | None = None,
+        control_events: bool = True,
     ) -> None:
         if max_message_size is not None and max_message_size < 0:
             raise ValueError("max_message_size must be None or >= 0")
         self.max_message_size = max_message_size
         self._deflate = deflate
+        self._control_events = control_events
         #: Where the closing handshake stands.
         self.state = _OPEN
         #: Set when the connection was failed (by the peer's misbehaviour or :meth:`fail`).
@@ -175,6 +186,9 @@ class ServerConnection:
         self._msg_compressed = False
         self._msg_size = 0
         self._msg_parts: list[bytes] | list[str] = []
+        # Past _MAX_PARTS pieces, the message grows in one buffer instead
+        # (a text message's UTF-8 bytes, decoded when complete).
+        self._msg_buffer: bytearray | None = None
         self._decoder: codecs.IncrementalDecoder | None = None
 
     # ------------------------------------------------------------------
@@ -374,6 +388,7 @@ class ServerConnection:
         self._msg_compressed = compressed
         self._msg_size = 0
         self._msg_parts = []
+        self._msg_buffer = None
         if compressed:
             assert self._deflate is not None  # checked by _check_header
             self._deflate.start_message()
@@ -425,20 +440,45 @@ class ServerConnection:
                 # (section 8.1), with 1007 (section 7.4.1).
                 self._fail_pending(CloseCode.INVALID_DATA, "invalid UTF-8 in a text message")
                 return False
-            if text:
-                self._msg_parts.append(text)  # type: ignore[arg-type]
+            buffer = self._msg_buffer
+            if buffer is not None:
+                buffer += chunk  # validated above; decoded once, at the end
+            elif text:
+                parts = self._msg_parts
+                parts.append(text)  # type: ignore[arg-type]
+                if len(parts) >= _MAX_PARTS:
+                    # Keep the UTF-8 bytes, including those the decoder holds
+                    # back in the middle of a character.
+                    held = decoder.getstate()[0]
+                    self._msg_buffer = bytearray("".join(parts).encode("utf-8") + held)  # type: ignore[arg-type]
+                    self._msg_parts = []
         elif chunk:
-            self._msg_parts.append(chunk)  # type: ignore[arg-type]
+            buffer = self._msg_buffer
+            if buffer is not None:
+                buffer += chunk
+            else:
+                parts = self._msg_parts
+                parts.append(chunk)  # type: ignore[arg-type]
+                if len(parts) >= _MAX_PARTS:
+                    self._msg_buffer = bytearray(b"".join(parts))  # type: ignore[arg-type]
+                    self._msg_parts = []
         if final:
             parts = self._msg_parts
+            buffer = self._msg_buffer
             self._msg_parts = []
+            self._msg_buffer = None
             opcode = self._msg_opcode
             self._msg_opcode = 0
             self._msg_size = 0
             if self.state is _OPEN:
                 # Data frames after our close frame are ignored (section 1.4).
                 if opcode == _TEXT:
-                    self._events.append(TextMessage("".join(parts)))  # type: ignore[arg-type]
+                    if buffer is not None:
+                        self._events.append(TextMessage(buffer.decode("utf-8")))
+                    else:
+                        self._events.append(TextMessage("".join(parts)))  # type: ignore[arg-type]
+                elif buffer is not None:
+                    self._events.append(BinaryMessage(bytes(buffer)))
                 else:
                     self._events.append(BinaryMessage(b"".join(parts)))  # type: ignore[arg-type]
         return True
@@ -446,7 +486,8 @@ class ServerConnection:
     def _control(self, opcode: int, payload: bytes) -> bool:
         """Handle a complete control frame; ``False`` when parsing must stop."""
         if opcode == _PING:
-            self._events.append(Ping(payload))
+            if self._control_events:
+                self._events.append(Ping(payload))
             # "Upon receipt of a Ping frame, an endpoint MUST send a Pong
             # frame in response ... The Pong frame MUST have the same
             # Application data" (section 5.5.2).  Once we sent a close frame,
@@ -456,7 +497,8 @@ class ServerConnection:
             return True
         if opcode == _PONG:
             self.last_pong = payload
-            self._events.append(Pong(payload))
+            if self._control_events:
+                self._events.append(Pong(payload))
             return True
         # Close frame (section 5.5.1).
         code: int | None = None
@@ -519,6 +561,44 @@ class ServerConnection:
             self._queue_close(close.code, "")
         self.state = _CLOSED
         return close
+
+    @property
+    def terminal_pending(self) -> bool:
+        """Whether a close frame or a violation waits behind undelivered events.
+
+        :meth:`next_event` reaches it once the events before it are taken;
+        :meth:`settle` reaches it at once.
+        """
+        return self._terminal is not None and self.state is not _CLOSED
+
+    def settle(self) -> None:
+        """Reach a pending close frame or violation now, ahead of the events before it.
+
+        For a layer whose application is not taking events: the answering
+        close frame is queued at once and the state becomes ``CLOSED``, while
+        the messages that arrived before it stay queued for :meth:`next_event`
+        (followed by the :class:`CloseReceived` event of a peer's close).
+        Nothing more can be sent.  Does nothing when nothing is pending.
+        """
+        terminal = self._terminal
+        if terminal is None or self.state is _CLOSED:
+            return
+        if terminal.failure is not None:
+            self._terminal = None
+            self._commit_failure(terminal.failure)
+            return
+        close = terminal.close
+        assert close is not None
+        self.close_received = close
+        if self.state is _OPEN:
+            # "If an endpoint receives a Close frame and did not previously
+            # send a Close frame, the endpoint MUST send a Close frame in
+            # response.  ...  It SHOULD do so as soon as practical"
+            # (section 5.5.1).
+            self._queue_close(close.code, "")
+        # The terminal stays, so that next_event still delivers the close
+        # after the messages before it.
+        self.state = _CLOSED
 
     def events_received(self) -> list[Event]:
         """Return every pending event at once, reaching any close frame or violation.
