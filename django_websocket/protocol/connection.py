@@ -119,6 +119,7 @@ class ServerConnection:
 
     __slots__ = (
         "_buffer",
+        "_control_events",
         "_decoder",
         "_deflate",
         "_events",
@@ -127,7 +128,6 @@ class ServerConnection:
         "_frame_offset",
         "_frame_remaining",
         "_in_payload",
-        "_control_events",
         "_msg_buffer",
         "_msg_compressed",
         "_msg_opcode",
