@@ -17,6 +17,10 @@ WEBSOCKET_PING_INTERVAL    ``20.0``                seconds between keepalive pin
 WEBSOCKET_PING_TIMEOUT     ``20.0``                seconds to wait for the pong before closing
                                                    with 1011
 WEBSOCKET_CLOSE_TIMEOUT    ``5.0``                 seconds to wait for the peer's close frame
+WEBSOCKET_SEND_TIMEOUT     ``30.0``                seconds one send may wait for a peer that
+                                                   takes no data before the connection is cut
+WEBSOCKET_MAX_QUEUE        ``16``                  messages received ahead of the view before
+                                                   reading pauses (TCP then pushes back)
 WEBSOCKET_ALLOWED_ORIGINS  ``[]``                  extra origins allowed besides the request's
                                                    own host and ``CSRF_TRUSTED_ORIGINS``
                                                    (``"*"`` allows any)
@@ -46,6 +50,8 @@ DEFAULTS: dict[str, Any] = {
     "WEBSOCKET_PING_INTERVAL": 20.0,
     "WEBSOCKET_PING_TIMEOUT": 20.0,
     "WEBSOCKET_CLOSE_TIMEOUT": 5.0,
+    "WEBSOCKET_SEND_TIMEOUT": 30.0,
+    "WEBSOCKET_MAX_QUEUE": 16,
     "WEBSOCKET_ALLOWED_ORIGINS": [],
     "WEBSOCKET_SHUTDOWN_TIMEOUT": 10.0,
     "WEBSOCKET_GROUPS": {},
@@ -75,6 +81,12 @@ def validate(name: str, value: Any) -> Any:
             raise ImproperlyConfigured(
                 f"{name} must be None or a number of seconds > 0, not {value!r}"
             )
+    elif name == "WEBSOCKET_SEND_TIMEOUT":
+        if not _is_number(value) or value <= 0:
+            raise ImproperlyConfigured(f"{name} must be a number of seconds > 0, not {value!r}")
+    elif name == "WEBSOCKET_MAX_QUEUE":
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise ImproperlyConfigured(f"{name} must be an integer >= 1, not {value!r}")
     elif name in ("WEBSOCKET_CLOSE_TIMEOUT", "WEBSOCKET_SHUTDOWN_TIMEOUT"):
         if not _is_number(value) or value < 0:
             raise ImproperlyConfigured(f"{name} must be a number of seconds >= 0, not {value!r}")

@@ -70,6 +70,8 @@ def _decorator(required: bool) -> Any:
         ping_interval: float | None = UNSET,
         ping_timeout: float | None = UNSET,
         close_timeout: float = UNSET,
+        send_timeout: float = UNSET,
+        max_queue: int = UNSET,
         origins: Sequence[str] = UNSET,
     ) -> Callable[[View], View]: ...
 
@@ -96,7 +98,8 @@ accept_websocket.__doc__ = """Let a view serve both plain HTTP and WebSocket req
 
 Use bare (``@accept_websocket``) or with options
 (``@accept_websocket(subprotocols=["chat"], max_message_size=2**20, compression=True,
-ping_interval=20, ping_timeout=20, close_timeout=5, origins=["https://example.com"])``);
+ping_interval=20, ping_timeout=20, close_timeout=5, send_timeout=30, max_queue=16,
+origins=["https://example.com"])``);
 options override the ``WEBSOCKET_*`` settings for this view.  For an upgrade
 request the view runs with ``request.websocket`` set; for a plain request it
 runs with ``request.websocket`` ``None``.  ``request.is_websocket()`` tells

@@ -8,9 +8,7 @@ an ordinary HTTP response.
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import socket
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -23,16 +21,17 @@ from django.http import HttpRequest, HttpResponse
 from django.utils.http import is_same_domain
 
 from . import conf
+from .exceptions import ConnectionClosed
 from .protocol import (
     CloseCode,
     DeflateConfig,
     HandshakePolicy,
     PerMessageDeflate,
     Reject,
-    ServerConnection,
     negotiate,
 )
 from .protocol.handshake import REQUEST_FIELDS
+from .server.handoff import SessionConfig, open_session
 from .server.transport import Transport, find_transport
 from .server.websocket import WebSocket
 
@@ -46,16 +45,10 @@ __all__ = [
 ]
 
 logger = logging.getLogger("django_websocket")
-#: Warnings about how gevent is set up in this process (a logger of its own, so
-#: a deliberately unpatched process, such as the test server, can silence it).
-gevent_logger = logging.getLogger("django_websocket.gevent")
 request_logger = logging.getLogger("django.request")
 
 #: Marks a decorator option that was not given (the setting applies).
 UNSET: Any = object()
-
-_warned_threaded: set[str] = set()
-_checked_patching = False
 
 UNSUPPORTED_BODY = (
     "501 Not Implemented: this server cannot hand its connections to WebSocket views.\n"
@@ -132,6 +125,8 @@ class Options:
     ping_interval: Any = UNSET
     ping_timeout: Any = UNSET
     close_timeout: Any = UNSET
+    send_timeout: Any = UNSET
+    max_queue: Any = UNSET
     origins: Any = UNSET
 
     def __post_init__(self) -> None:
@@ -149,6 +144,17 @@ class Options:
         value = getattr(self, field)
         return conf.get(_OPTION_SETTINGS[field]) if value is UNSET else value
 
+    def session(self) -> SessionConfig:
+        """The session's limits and timers: these options over the settings."""
+        return SessionConfig(
+            max_message_size=self.get("max_message_size"),
+            close_timeout=float(self.get("close_timeout")),
+            ping_interval=self.get("ping_interval"),
+            ping_timeout=self.get("ping_timeout"),
+            send_timeout=float(self.get("send_timeout")),
+            max_queue=self.get("max_queue"),
+        )
+
 
 _OPTION_SETTINGS = {
     "max_message_size": "WEBSOCKET_MAX_MESSAGE_SIZE",
@@ -156,6 +162,8 @@ _OPTION_SETTINGS = {
     "ping_interval": "WEBSOCKET_PING_INTERVAL",
     "ping_timeout": "WEBSOCKET_PING_TIMEOUT",
     "close_timeout": "WEBSOCKET_CLOSE_TIMEOUT",
+    "send_timeout": "WEBSOCKET_SEND_TIMEOUT",
+    "max_queue": "WEBSOCKET_MAX_QUEUE",
     "origins": "WEBSOCKET_ALLOWED_ORIGINS",
 }
 
@@ -281,38 +289,17 @@ def serve_websocket(
         )
         return _refusal(result)
 
-    initial_data = _take(transport)
-    try:
-        transport.sock.sendall(result.response)
-    except OSError as exc:
-        logger.info("WebSocket client left during the handshake: %s", exc)
-        with contextlib.suppress(OSError):
-            transport.sock.shutdown(socket.SHUT_RDWR)
-        return WebSocketFinished()
-
     deflate = PerMessageDeflate(result.deflate) if result.deflate is not None else None
-    websocket = _websocket(transport, options, result.subprotocol, deflate, initial_data)
-    return _run_view(request, view, args, kwargs, websocket)
-
-
-def _websocket(
-    transport: Transport,
-    options: Options,
-    subprotocol: str | None,
-    deflate: PerMessageDeflate | None,
-    initial_data: bytes,
-) -> WebSocket:
-    """The blocking WebSocket for ``transport``, with the view's options applied."""
-    connection = ServerConnection(max_message_size=options.get("max_message_size"), deflate=deflate)
-    return WebSocket(
+    websocket = open_session(
         transport,
-        connection,
-        subprotocol=subprotocol,
-        close_timeout=float(options.get("close_timeout")),
-        ping_interval=options.get("ping_interval"),
-        ping_timeout=options.get("ping_timeout"),
-        initial_data=initial_data,
+        result.response,
+        options.session(),
+        subprotocol=result.subprotocol,
+        deflate=deflate,
     )
+    if websocket is None:
+        return WebSocketFinished()
+    return _run_view(request, view, args, kwargs, websocket)
 
 
 def _serve_upgraded(
@@ -328,8 +315,8 @@ def _serve_upgraded(
     The server wrote its own 101 and negotiated no extension, so no handshake
     is written here; a refused Origin can only be answered with a close frame.
     """
-    initial_data = _take(transport)
-    websocket = _websocket(transport, options, transport.subprotocol, None, initial_data)
+    websocket = open_session(transport, None, options.session(), subprotocol=transport.subprotocol)
+    assert websocket is not None  # nothing to write: it cannot fail
     origin = request.META.get("HTTP_ORIGIN")
     if not _origin_checker(request, options.get("origins"))(origin):
         logger.warning(
@@ -356,7 +343,19 @@ def _run_view(
     request.websocket = websocket  # type: ignore[attr-defined]
     code, reason = CloseCode.NORMAL_CLOSURE, ""
     try:
-        view(request, *args, **kwargs)
+        try:
+            view(request, *args, **kwargs)
+        except ConnectionClosed as exc:
+            if not websocket.closed:
+                raise  # another connection's: the view's own error
+            # The peer left (or the connection was closed) under a send: the
+            # session is over, which is no server error.
+            logger.info(
+                "WebSocket for %s ended with %s while the view sent: %s",
+                request.path,
+                websocket.close_code,
+                exc,
+            )
     except Exception:
         code, reason = CloseCode.INTERNAL_ERROR, "internal server error"
         request_logger.error(
@@ -374,49 +373,3 @@ def _run_view(
     finally:
         websocket.finish(code, reason)
     return WebSocketFinished()
-
-
-def _take(transport: Transport) -> bytes:
-    """Take the connection from the server; return the bytes it had already buffered.
-
-    Every taken socket gets the same treatment, whether we hand-shake on it
-    or the server (gevent-websocket) already did.
-    """
-    _warn_about_capacity(transport.server, transport.threaded)
-    initial_data = transport.hijack()
-    _no_delay(transport.sock)
-    return initial_data
-
-
-def _no_delay(sock: socket.socket) -> None:
-    """Send each WebSocket frame at once: messages are small and latency-bound.
-
-    Nagle's algorithm would hold a small frame back until the previous one
-    is acknowledged (measured in bench/fanout.py: p50 latency ~50 ms -> ~25 ms).
-    """
-    if sock.family in (socket.AF_INET, socket.AF_INET6):
-        with contextlib.suppress(OSError):
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-
-
-def _warn_about_capacity(server: str, threaded: bool) -> None:
-    global _checked_patching
-    if threaded and server not in _warned_threaded:
-        _warned_threaded.add(server)
-        logger.warning(
-            "WebSockets are served by %s with one thread per connection: each open WebSocket "
-            "holds a whole thread (and its worker's timeout applies). Serve them under gevent "
-            "(`python -m django_websocket` or gunicorn -k gevent) for many connections.",
-            server,
-        )
-    if not threaded and not _checked_patching:
-        # Once per process: a server patches (or not) before it serves.
-        _checked_patching = True
-        from gevent import monkey
-
-        if not monkey.is_module_patched("socket"):
-            gevent_logger.warning(
-                "WebSockets are served by gevent but the socket module is not monkey-patched: "
-                "blocking calls in views (database, HTTP clients) stall every connection. "
-                "Call gevent.monkey.patch_all() before importing Django."
-            )

@@ -40,6 +40,8 @@ import socket
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from .concurrency import is_green_socket
+
 __all__ = [
     "ENVIRON_KEY",
     "GEVENT_WEBSOCKET_KEY",
@@ -53,15 +55,6 @@ ENVIRON_KEY = "django_websocket.transport"
 
 #: The environ key under which gevent-websocket offers a connection it upgraded.
 GEVENT_WEBSOCKET_KEY = "wsgi.websocket"
-
-
-def is_green_socket(sock: object) -> bool:
-    """Whether ``sock`` is a gevent socket (cooperative I/O)."""
-    try:
-        from gevent.socket import socket as green_socket
-    except ImportError:  # pragma: no cover - gevent is a dependency
-        return False
-    return isinstance(sock, green_socket)
 
 
 class Transport:
