@@ -364,7 +364,8 @@ class WebSocket:
         if raw is None:
             return b""
         try:
-            return raw.recv(_RECV_SIZE)
+            data: bytes = raw.recv(_RECV_SIZE)
+            return data
         except BlockingIOError:
             return None
         except OSError:
