@@ -27,6 +27,9 @@ def pytest_report_header(config: pytest.Config) -> str:
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "autobahn: runs the Autobahn|Testsuite (needs Python 2.7)")
     config.addinivalue_line("markers", "browser: drives headless Chromium")
+    config.addinivalue_line(
+        "markers", "matrix: view shapes x peer behaviours end to end (tests/test_io_matrix.py)"
+    )
 
 
 @pytest.fixture(scope="session")

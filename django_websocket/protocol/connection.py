@@ -620,6 +620,8 @@ class ServerConnection:
     @property
     def pending_messages(self) -> int:
         """How many complete data messages are ready to be delivered."""
+        if not self._control_events:
+            return len(self._events)  # only messages are queued: O(1) for pollers
         return sum(1 for event in self._events if type(event) in _MESSAGE_TYPES)
 
     # ------------------------------------------------------------------

@@ -13,9 +13,10 @@ that arrives.  Under threads, one reader thread per connection reads.
 Either way at most ``max_queue`` messages wait for the view: past that
 nothing more is read and TCP pushes back on the peer.
 
-Closing.  A close frame (or a protocol violation) is answered when the view
-reaches it, or at most ``_CLOSE_GRACE`` seconds after it arrived if the view
-does not, so a view that only sends still completes the closing handshake.
+Closing.  A close frame (or a protocol violation) is answered at once when
+no message waits ahead of it; otherwise when the view reaches it, or at most
+``_CLOSE_GRACE`` seconds after it arrived if the view does not, so a view
+that only sends still completes the closing handshake.
 
 Sending.  Every ``send()`` hands the whole frame to the kernel or raises
 :class:`~django_websocket.exceptions.ConnectionClosed`.  The socket's
@@ -410,9 +411,13 @@ class WebSocket:
             if not data:
                 self._lost = True
             pending = conn.terminal_pending
+            ahead = conn.pending_events
         if pending and self._grace is None and not self._finished:
-            # Answer the close (or the violation) even if the view never reaches it.
-            self._grace = self._mode.call_later(min(_CLOSE_GRACE, self.close_timeout), self._settle)
+            # Answer the close (or the violation) even if the view never
+            # reaches it: at once when no message waits ahead of it, else
+            # after a grace in which the view may still answer those.
+            delay = min(_CLOSE_GRACE, self.close_timeout) if ahead else 0.0
+            self._grace = self._mode.call_later(delay, self._settle)
         self._arrived.set()
         if flush and conn.has_data_to_send:
             self._flush()
@@ -616,6 +621,9 @@ class WebSocket:
     def keepalive_timed_out(self, timeout: float) -> None:
         """No pong within ``timeout``: close with 1011 if the socket takes it now, and end TCP."""
         if self._lost or self._conn.state is _CLOSED:
+            return
+        if self._conn.terminal_pending:
+            self._settle()  # the peer said goodbye; its pong is behind its close
             return
         logger.info("WebSocket keepalive: no pong within %.1f s, closing with 1011", timeout)
         with self._guard:

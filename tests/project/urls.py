@@ -25,6 +25,11 @@ urlpatterns = [
     path("linger/", views.linger),
     path("debug/websockets/", views.websocket_state),
     path("slow/", views.slow),
+    path("io/push/", views.io_push),
+    path("io/idle-push/", views.io_idle_push),
+    path("io/poll/", views.io_poll),
+    path("io/timeout/", views.io_timeout),
+    path("io/second-sender/", views.io_second_sender),
 ]
 
 urlpatterns += [

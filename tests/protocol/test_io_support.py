@@ -130,6 +130,7 @@ def test_terminal_reached_by_next_event_is_no_longer_pending() -> None:
 def test_without_control_events_pings_are_answered_and_pongs_recorded_silently() -> None:
     conn = ServerConnection(control_events=False)
     conn.receive_data(ping(b"p1") + text("a") + pong(b"k1") + ping(b"p2"))
+    assert conn.pending_messages == conn.pending_events == 1
     assert drain(conn) == [TextMessage("a")]
     assert conn.pending_events == 0
     assert conn.last_pong == b"k1"

@@ -77,4 +77,6 @@ def test_a_flooding_peer_does_not_stall_the_hub(receiving: str) -> None:
     for thread in threads:
         thread.join(5)
     assert handled[0] > 10_000  # it really was flooded
-    assert max(gaps) < 0.2, f"the hub was held for {max(gaps):.3f} s"
+    # Typically 20-60 ms (a 64 KiB read of 20-byte frames is parsed in one go);
+    # the bound leaves room for a loaded machine.  Without yields: the whole flood.
+    assert max(gaps) < 0.5, f"the hub was held for {max(gaps):.3f} s"

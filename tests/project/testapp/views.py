@@ -4,7 +4,7 @@ import json
 import time
 
 from django.contrib.auth.decorators import login_required
-from django.core.signals import request_finished
+from django.core.signals import got_request_exception, request_finished
 from django.db import connection, transaction
 from django.http import HttpResponse
 
@@ -19,6 +19,13 @@ def _on_finished(sender, **kwargs):
 
 
 request_finished.connect(_on_finished)
+
+
+def _on_exception(sender, **kwargs):
+    EVENTS.append(["got_request_exception", kwargs["request"].path])
+
+
+got_request_exception.connect(_on_exception)
 
 
 @require_websocket
@@ -288,3 +295,85 @@ def groups_state(request):
 
     members = groups.local_members(request.GET["g"])
     return HttpResponse(json.dumps({"pid": os.getpid(), "local": len(members)}))
+
+
+# ----------------------------------------------------------------------
+# View shapes for the I/O matrix (tests/test_io_matrix.py)
+
+
+@require_websocket
+def io_push(request):
+    """A log tailer: pushes a line every 50 ms, never reads; a closed peer ends it by raising."""
+    n = 0
+    while True:
+        request.websocket.send(f"line {n}")
+        n += 1
+        time.sleep(0.05)
+
+
+@require_websocket
+def io_idle_push(request):
+    """Pushes once, then waits on something else for a long time without reading."""
+    request.websocket.send("ready")
+    for _ in range(600):
+        if request.websocket.closed:
+            return
+        time.sleep(0.1)
+
+
+@require_websocket
+def io_poll(request):
+    """django-websocket 0.3 polling: has_messages()/read() between other work."""
+    ws = request.websocket
+    while True:
+        if ws.has_messages():
+            message = ws.read()
+            if message is None:
+                return
+            ws.send(message)
+        elif ws.closed:
+            return
+        else:
+            time.sleep(0.02)
+
+
+@require_websocket
+def io_timeout(request):
+    """A receive(timeout) loop that does other work on every timeout."""
+    ws = request.websocket
+    while True:
+        try:
+            message = ws.receive(timeout=0.1)
+        except TimeoutError:
+            continue
+        if message is None:
+            return
+        ws.send(message)
+
+
+@require_websocket
+def io_second_sender(request):
+    """A second greenlet sends while the view blocks in receive()."""
+    import threading
+
+    ws = request.websocket
+    stop = threading.Event()
+
+    def ticker():
+        n = 0
+        while not stop.is_set():
+            try:
+                ws.send(f"tick {n}")
+            except Exception:
+                return
+            n += 1
+            time.sleep(0.1)
+
+    thread = threading.Thread(target=ticker)  # a greenlet: the server is monkey-patched
+    thread.start()
+    try:
+        for message in ws:
+            ws.send(message)
+    finally:
+        stop.set()
+        thread.join()
