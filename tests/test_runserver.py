@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import time
 
@@ -52,5 +53,44 @@ def test_runserver_no_gevent_threaded(db_path: str) -> None:
         log = proc.log()
         assert log.count("one thread per connection") == 1
         assert "Traceback" not in log
+    finally:
+        proc.stop()
+
+
+def _database_files(proc: ServerProcess) -> int:
+    status, body = proc.http_get("/debug/database-files/")
+    assert status == 200, body
+    return int(body)
+
+
+@pytest.mark.parametrize("options", [("--noreload",), ()], ids=["noreload", "autoreload"])
+def test_runserver_gevent_gives_each_greenlet_its_own_database_connection(
+    db_path: str, options: tuple[str, ...]
+) -> None:
+    """Three WebSocket sessions and plain views query a file SQLite database, interleaved.
+
+    Each greenlet gets its own connection (no "DatabaseWrapper objects created
+    in a thread can only be used in that same thread"), and every connection
+    is closed once its request or session ends.
+    """
+    proc = _runserver(db_path, *options)
+    try:
+        with contextlib.ExitStack() as stack:
+            sockets = [stack.enter_context(connect(proc.url("/orm/each/"))) for _ in range(3)]
+            for round_ in range(3):
+                for i, ws in enumerate(sockets):
+                    ws.send(f"{i}.{round_}")
+                for i, ws in enumerate(sockets):
+                    answer = ws.recv(timeout=10)
+                    assert isinstance(answer, str) and answer.startswith(f"{i}.{round_}:"), answer
+                status, body = proc.http_get("/orm/plain/")
+                assert status == 200 and body.startswith(b"users:"), (status, body)
+        deadline = time.monotonic() + 10
+        while _database_files(proc) != 0:
+            assert time.monotonic() < deadline, "database connections left open"
+            time.sleep(0.1)
+        log = proc.log()
+        assert "can only be used in that same thread" not in log, log
+        assert "Traceback" not in log, log
     finally:
         proc.stop()

@@ -20,6 +20,7 @@ import logging
 import re
 import socket
 import weakref
+from collections.abc import Callable
 from types import TracebackType
 from typing import Any
 
@@ -72,6 +73,12 @@ class WebSocketHandler(WSGIHandler):  # type: ignore[misc]
         finally:
             with contextlib.suppress(OSError, ValueError):
                 reader.close()
+            finished = getattr(self.server, "connection_finished", None)
+            if finished is not None:
+                try:
+                    finished()
+                except Exception:
+                    logger.exception("connection_finished hook %r failed", finished)
 
     def MessageClass(self, fp: Any, *args: Any) -> Any:
         """Read and parse the request's header fields, as gevent's handler does, faster.
@@ -232,6 +239,9 @@ class WebSocketWSGIServer(WSGIServer):  # type: ignore[misc]
         """Whether the server is stopping: no further request is read on any connection."""
         self.idle_handlers: weakref.WeakSet[WebSocketHandler] = weakref.WeakSet()
         """Handlers waiting for the next request on a keep-alive connection."""
+        self.connection_finished: Callable[[], None] | None = None
+        """Called in each connection's greenlet once the connection has ended
+        (the Django layer closes that greenlet's database connections)."""
 
     def drain(self) -> int:
         """Read no further request on any connection, and end idle keep-alive connections now.
