@@ -26,6 +26,7 @@ urlpatterns = [
     path("close-callback/", views.close_callback),
     path("stream/", views.stream),
     path("linger/", views.linger),
+    path("firehose/", views.firehose),
     path("debug/websockets/", views.websocket_state),
     path("slow/", views.slow),
 ]

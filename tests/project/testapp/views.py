@@ -205,6 +205,22 @@ def stream(request):
 
 
 @require_websocket
+def firehose(request):
+    """Send 64 KiB messages until the connection ends: a client that does not read blocks it."""
+    import logging
+
+    from django_websocket import ConnectionClosed
+
+    chunk = "x" * 65536
+    try:
+        while True:
+            request.websocket.send(chunk)
+    except ConnectionClosed:
+        pass
+    logging.getLogger("testapp").info("firehose view ended")
+
+
+@require_websocket
 def linger(request):
     """Echo until closed, then keep running: a view that ignores a shutdown."""
     for message in request.websocket:
