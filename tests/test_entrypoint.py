@@ -84,3 +84,37 @@ def test_console_script_serves(db_path: str) -> None:
             assert ws.recv() == "console script"
     finally:
         assert proc.stop() == 0
+
+
+@pytest.mark.parametrize(
+    ("debug", "options", "served"),
+    [
+        ("1", (), True),
+        ("1", ("--nostatic",), False),
+        ("0", (), False),
+        ("0", ("--insecure",), True),
+    ],
+    ids=["debug", "debug-nostatic", "no-debug", "no-debug-insecure"],
+)
+def test_static_files_as_runserver_serves_them(
+    db_path: str, debug: str, options: tuple[str, ...], served: bool
+) -> None:
+    """With staticfiles installed: STATIC_URL is served in DEBUG (or with --insecure), as by
+    runserver, and WebSockets still pass through."""
+    port = free_port()
+    proc = ServerProcess(
+        [sys.executable, "-m", "django_websocket", f"127.0.0.1:{port}", *options],
+        port,
+        project_env(TEST_DB_PATH=db_path, TEST_STATIC="1", TEST_DEBUG=debug),
+    )
+    try:
+        status, body = proc.http_get("/static/testapp/hello.txt")
+        if served:
+            assert (status, body) == (200, b"hello from a static file\n")
+        else:
+            assert status == 404
+        with connect(proc.url("/echo/")) as ws:
+            ws.send("through the static handler")
+            assert ws.recv() == "through the static handler"
+    finally:
+        assert proc.stop() == 0
