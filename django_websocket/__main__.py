@@ -141,7 +141,7 @@ def _limits(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Any:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of ``python -m django_websocket`` and the ``django-websocket`` script."""
+    """Entry point of ``python -m django_websocket`` and the ``django-websocket-wsgi`` script."""
     from gevent import monkey
 
     if not monkey.is_module_patched("socket"):

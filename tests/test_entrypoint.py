@@ -1,4 +1,4 @@
-"""The server entrypoint's command line: ``python -m django_websocket`` and ``django-websocket``."""
+"""The entrypoint's command line: ``python -m django_websocket``, ``django-websocket-wsgi``."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 from servers import TESTS_DIR, ServerProcess, free_port, project_env
 from websockets.sync.client import connect
 
-from django_websocket.__main__ import parse_addrport
+from django_websocket.__main__ import SCRIPT, parse_addrport
 
 
 @pytest.mark.parametrize(
@@ -70,8 +70,9 @@ def test_port_in_use_exits_1_with_a_message() -> None:
 
 
 def test_console_script_serves(db_path: str) -> None:
-    script = Path(sys.executable).parent / "django-websocket"
-    assert script.exists(), "the django-websocket console script is not installed"
+    script = Path(sys.executable).parent / SCRIPT
+    assert SCRIPT == "django-websocket-wsgi"  # the distribution's own name
+    assert script.exists(), f"the {SCRIPT} console script is not installed"
     port = free_port()
     proc = ServerProcess(
         [str(script), f"127.0.0.1:{port}", "--settings", "project.settings"],
