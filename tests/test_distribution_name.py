@@ -49,9 +49,7 @@ def _documents() -> list[Path]:
             )
         ]
     return [
-        path
-        for path in paths
-        if path.is_file() and (path.suffix in SUFFIXES or path.name == "run")
+        path for path in paths if path.is_file() and (path.suffix in SUFFIXES or path.name == "run")
     ]
 
 
