@@ -57,10 +57,12 @@ logger = logging.getLogger("django_websocket.server")
 
 _SWITCHING = "101 Switching Protocols"
 
-#: The ceilings of what gevent's own parser accepts: its request line buffer
-#: and http.client.parse_headers (which counts the blank line too).
+#: The longest request line :class:`Limits` can allow (gevent's own buffer, less CRLF).
 MAX_REQUEST_LINE_CEILING = MAX_REQUEST_LINE - 2
+#: The most header fields :class:`Limits` can allow (``http.client.parse_headers``,
+#: which gevent relies on for unusual header blocks, counts the blank line too).
 MAX_HEADER_FIELDS_CEILING = 99
+#: The longest header line :class:`Limits` can allow (``http.client``'s own limit).
 MAX_HEADER_LINE_CEILING = 65536
 # What the email parser behind it takes as "name:" (visible ASCII but ':').
 _FIELD_NAME = re.compile(r"[!-9;-~]+")
@@ -73,7 +75,7 @@ _LINGER_BYTES = 1 << 20
 # Descriptors kept for the process itself (listening socket, log files,
 # modules, ...) when the connection bound is derived from the descriptor limit.
 _RESERVED_DESCRIPTORS = 100
-# How often a refused or failed accept is reported, at most.
+#: Seconds between two WARNING lines about refused connections (or failed accepts).
 WARNING_INTERVAL = 10.0
 # How long accepting pauses when the process is out of descriptors.
 _ACCEPT_PAUSE = 0.2
@@ -169,6 +171,7 @@ class Limits:
             raise ValueError("max_connections must be at least 1")
 
 
+#: The limits a server gets when none are given.
 DEFAULT_LIMITS = Limits()
 
 
