@@ -2,9 +2,9 @@
 ``django-websocket``, the abandoned 0.3 that this package replaces.
 
 The import name stays ``django_websocket``.  The check reads every document,
-requirements file, script and configuration file of the repository for
-install commands, requirement specifiers and extras that name the old
-distribution.
+requirements file, script, configuration file and Python module (error
+messages tell users what to install too) of the repository for install
+commands, requirement specifiers and extras that name the old distribution.
 """
 
 from __future__ import annotations
@@ -29,7 +29,20 @@ PATTERNS = [
     # Prose telling to install it (the import name django_websocket is fine there).
     re.compile(r"(?:requirements|install)\b[^\n.]*`" + OLD.replace("[-_.]", "-", 1) + "`", re.I),
 ]
-SUFFIXES = {".md", ".txt", ".cfg", ".toml", ".sh", ".in", ".ini", ".yml", ".yaml", ""}
+SUFFIXES = {
+    ".md",
+    ".txt",
+    ".cfg",
+    ".toml",
+    ".sh",
+    ".in",
+    ".ini",
+    ".yml",
+    ".yaml",
+    ".py",
+    ".html",
+    "",
+}
 
 
 def _documents() -> list[Path]:
@@ -48,8 +61,13 @@ def _documents() -> list[Path]:
                 for part in path.relative_to(REPO_DIR).parts
             )
         ]
+    this = Path(__file__).resolve()
     return [
-        path for path in paths if path.is_file() and (path.suffix in SUFFIXES or path.name == "run")
+        path
+        for path in paths
+        if path.is_file()
+        and (path.suffix in SUFFIXES or path.name == "run")
+        and path.resolve() != this
     ]
 
 
