@@ -28,6 +28,14 @@ DATABASES = {
         "NAME": os.environ.get("TEST_DB_PATH", str(BASE_DIR / "db.sqlite3")),
     }
 }
+if os.environ.get("TEST_POSTGRES_PORT"):  # tests/servers.py's PostgresServer
+    DATABASES["default"] = {
+        "ENGINE": "django.db.backends.postgresql",
+        "HOST": "127.0.0.1",
+        "PORT": os.environ["TEST_POSTGRES_PORT"],
+        "NAME": os.environ["TEST_POSTGRES_NAME"],
+        "USER": "postgres",
+    }
 USE_TZ = True
 CSRF_TRUSTED_ORIGINS = ["https://trusted.example", "https://*.wild.example"]
 WEBSOCKET_ALLOWED_ORIGINS = ["http://allowed.example"]
