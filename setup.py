@@ -41,7 +41,7 @@ def _warn(name: str, exc: BaseException) -> None:
     sys.stderr.write(
         f"\n{line}\nWARNING: could not build the optional C extension {name}\n"
         f"  ({reason}).\n"
-        "django-websocket will be installed without it and use its pure-Python\n"
+        "django-websocket-wsgi will be installed without it and use its pure-Python\n"
         f"fallback, which is correct but slower. Set {ENV_SKIP}=1 to skip\n"
         f"this attempt and silence this warning.\n{line}\n\n"
     )

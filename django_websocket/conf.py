@@ -24,8 +24,9 @@ WEBSOCKET_MAX_QUEUE        ``16``                  messages received ahead of th
 WEBSOCKET_ALLOWED_ORIGINS  ``[]``                  extra origins allowed besides the request's
                                                    own host and ``CSRF_TRUSTED_ORIGINS``
                                                    (``"*"`` allows any)
-WEBSOCKET_SHUTDOWN_TIMEOUT ``10.0``                grace period for open WebSockets when the
-                                                   server stops
+WEBSOCKET_SHUTDOWN_TIMEOUT ``10.0``                the package's server exits within this many
+                                                   seconds of SIGTERM (WebSockets not closed
+                                                   within WEBSOCKET_CLOSE_TIMEOUT are cut)
 WEBSOCKET_GROUPS           ``{}`` (in-process)     backend of ``django_websocket.groups``:
                                                    ``{"BACKEND": "redis", "URL": ...}``, keys
                                                    BACKEND URL PREFIX MAX_QUEUE

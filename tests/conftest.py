@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -10,7 +11,14 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from servers import ServerProcess, migrate, start_entrypoint
+from servers import PostgresServer, ServerProcess, migrate, start_entrypoint
+
+
+def missing(what: str) -> None:
+    """Skip a test that needs something not installed here; in CI (``CI=true``), fail it."""
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"{what} (CI=true: this test must run)", pytrace=False)
+    pytest.skip(what)
 
 
 def pytest_report_header(config: pytest.Config) -> str:
@@ -37,6 +45,26 @@ def db_path(tmp_path_factory: pytest.TempPathFactory) -> str:
     path = str(tmp_path_factory.mktemp("db") / "db.sqlite3")
     migrate(path)
     return path
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    """A migrated PostgreSQL database on a server of its own (Debian's postgresql, psycopg 3)."""
+    try:
+        import psycopg  # noqa: F401
+    except ImportError:
+        missing("psycopg is not installed: pip install 'psycopg[binary]'")
+    bindir = PostgresServer.find()
+    if bindir is None:
+        missing("PostgreSQL is not installed: apt-get install postgresql")
+    assert bindir is not None
+    server = PostgresServer(bindir)
+    try:
+        server.start()
+        migrate(":memory:", **server.env())
+        yield server
+    finally:
+        server.stop()
 
 
 @pytest.fixture(scope="module")

@@ -113,11 +113,11 @@ class ServerProcess:
         return self.proc.returncode
 
 
-def migrate(db_path: str) -> None:
+def migrate(db_path: str, **env: str) -> None:
     subprocess.run(
         [sys.executable, "-m", "django", "migrate", "--noinput", "-v", "0"],
         cwd=str(TESTS_DIR),
-        env=project_env(TEST_DB_PATH=db_path),
+        env=project_env(TEST_DB_PATH=db_path, **env),
         check=True,
     )
 
@@ -273,3 +273,101 @@ class FrameReader:
 
 def b64(data: bytes) -> str:
     return base64.b64encode(data).decode()
+
+
+# ----------------------------------------------------------------------
+# A throwaway PostgreSQL server (Debian's postgresql package), for the tests
+# that need a database server of their own rather than a SQLite file.
+
+
+class PostgresServer:
+    """``postgres`` on a loopback port, with its data in a temporary directory.
+
+    ``initdb`` refuses to run as root, so as root it and the server run as
+    the ``postgres`` user the Debian package creates.
+    """
+
+    NAME = "dwtest"
+    USER = "postgres"
+
+    def __init__(self, bindir: Path) -> None:
+        self.bindir = bindir
+        self.port = free_port()
+        self.dir = Path(tempfile.mkdtemp(prefix="dwtest-pg-"))
+        self.proc: subprocess.Popen[bytes] | None = None
+        self._as: dict[str, object] = {}
+        if os.geteuid() == 0:
+            import pwd
+
+            account = pwd.getpwnam("postgres")
+            os.chown(self.dir, account.pw_uid, account.pw_gid)
+            self._as = {"user": account.pw_uid, "group": account.pw_gid, "extra_groups": []}
+
+    @staticmethod
+    def find() -> Path | None:
+        """The newest installed PostgreSQL's ``bin`` directory, if any."""
+        found = sorted(
+            Path("/usr/lib/postgresql").glob("*/bin/initdb"),
+            key=lambda path: (
+                int(path.parent.parent.name) if path.parent.parent.name.isdigit() else 0
+            ),
+        )
+        return found[-1].parent if found else None
+
+    def start(self) -> None:
+        data = str(self.dir / "data")
+        initdb = [str(self.bindir / "initdb"), "-D", data, "-A", "trust", "-U", self.USER]
+        subprocess.run(
+            [*initdb, "--no-sync", "-E", "UTF8"],
+            check=True,
+            cwd=self.dir,
+            **self._as,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.STDOUT,
+        )
+        options = ["-p", str(self.port), "-k", str(self.dir), "-c", "fsync=off"]
+        options += ["-c", "listen_addresses=127.0.0.1"]
+        self.proc = subprocess.Popen(
+            [str(self.bindir / "postgres"), "-D", data, *options],
+            cwd=self.dir,
+            **self._as,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.STDOUT,
+        )
+        wait_for_port(self.port, self.proc, timeout=30)
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                self.execute(f"CREATE DATABASE {self.NAME}", database="postgres")
+                return
+            except Exception:  # still starting up
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
+
+    def execute(self, sql: str, database: str = NAME) -> list[tuple[object, ...]]:
+        """Run one statement in autocommit mode; return its rows (if any)."""
+        import psycopg
+
+        with psycopg.connect(
+            host="127.0.0.1", port=self.port, user=self.USER, dbname=database, autocommit=True
+        ) as conn:
+            cursor = conn.execute(sql)
+            return cursor.fetchall() if cursor.description else []
+
+    def env(self) -> dict[str, str]:
+        """What the test project's settings read to use this server."""
+        return {"TEST_POSTGRES_PORT": str(self.port), "TEST_POSTGRES_NAME": self.NAME}
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)  # fast shutdown
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+        import shutil
+
+        shutil.rmtree(self.dir, ignore_errors=True)

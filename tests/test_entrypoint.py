@@ -1,4 +1,4 @@
-"""The server entrypoint's command line: ``python -m django_websocket`` and ``django-websocket``."""
+"""The entrypoint's command line: ``python -m django_websocket``, ``django-websocket-wsgi``."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 from servers import TESTS_DIR, ServerProcess, free_port, project_env
 from websockets.sync.client import connect
 
-from django_websocket.__main__ import parse_addrport
+from django_websocket.__main__ import SCRIPT, parse_addrport
 
 
 @pytest.mark.parametrize(
@@ -70,8 +70,9 @@ def test_port_in_use_exits_1_with_a_message() -> None:
 
 
 def test_console_script_serves(db_path: str) -> None:
-    script = Path(sys.executable).parent / "django-websocket"
-    assert script.exists(), "the django-websocket console script is not installed"
+    script = Path(sys.executable).parent / SCRIPT
+    assert SCRIPT == "django-websocket-wsgi"  # the distribution's own name
+    assert script.exists(), f"the {SCRIPT} console script is not installed"
     port = free_port()
     proc = ServerProcess(
         [str(script), f"127.0.0.1:{port}", "--settings", "project.settings"],
@@ -82,5 +83,39 @@ def test_console_script_serves(db_path: str) -> None:
         with connect(proc.url("/echo/")) as ws:
             ws.send("console script")
             assert ws.recv() == "console script"
+    finally:
+        assert proc.stop() == 0
+
+
+@pytest.mark.parametrize(
+    ("debug", "options", "served"),
+    [
+        ("1", (), True),
+        ("1", ("--nostatic",), False),
+        ("0", (), False),
+        ("0", ("--insecure",), True),
+    ],
+    ids=["debug", "debug-nostatic", "no-debug", "no-debug-insecure"],
+)
+def test_static_files_as_runserver_serves_them(
+    db_path: str, debug: str, options: tuple[str, ...], served: bool
+) -> None:
+    """With staticfiles installed: STATIC_URL is served in DEBUG (or with --insecure), as by
+    runserver, and WebSockets still pass through."""
+    port = free_port()
+    proc = ServerProcess(
+        [sys.executable, "-m", "django_websocket", f"127.0.0.1:{port}", *options],
+        port,
+        project_env(TEST_DB_PATH=db_path, TEST_STATIC="1", TEST_DEBUG=debug),
+    )
+    try:
+        status, body = proc.http_get("/static/testapp/hello.txt")
+        if served:
+            assert (status, body) == (200, b"hello from a static file\n")
+        else:
+            assert status == 404
+        with connect(proc.url("/echo/")) as ws:
+            ws.send("through the static handler")
+            assert ws.recv() == "through the static handler"
     finally:
         assert proc.stop() == 0

@@ -91,7 +91,7 @@ def redis_server() -> Iterator[RedisServer]:
     try:
         import redis  # noqa: F401
     except ImportError:
-        _missing("redis-py is not installed: pip install 'django-websocket[redis]'")
+        _missing("redis-py is not installed: pip install 'django-websocket-wsgi[redis]'")
     if REDIS_SERVER is None:
         _missing("redis-server is not installed: apt-get install redis-server")
     assert REDIS_SERVER is not None

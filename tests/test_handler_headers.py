@@ -3,7 +3,9 @@
 ``WebSocketHandler.MessageClass`` parses plain ``name: value`` blocks itself
 and hands anything else to gevent's parser; whichever path a block takes, the
 message (fields, status, payload, defects), any exception and what is left
-unread in the stream must be the same as gevent's own.
+unread in the stream must be the same as gevent's own, for every block within
+the server's limits.  Blocks over the limits raise ``RequestHeadTooLarge``
+(answered with 431) before gevent's parser would fail on them.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from gevent.pywsgi import WSGIHandler
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from django_websocket.server.handler import WebSocketHandler
+from django_websocket.server.handler import RequestHeadTooLarge, WebSocketHandler
 
 
 def _outcome(handler_class: type[WSGIHandler], block: bytes) -> tuple[Any, ...]:
@@ -61,13 +63,30 @@ def _same(block: bytes) -> None:
         b"Host: caf\xe9\r\n\r\n",  # Latin-1
         b"Host: a\r\nHost: b\r\n\r\n",  # repeated fields stay repeated
         b"Host: a\r\nUnterminated: at EOF",
-        b"X: " + b"a" * 70000 + b"\r\n\r\n",  # longer than http.client allows
-        b"".join(b"X-%d: v\r\n" % i for i in range(100)) + b"\r\n",  # one too many
+        b"X: " + b"a" * 8180 + b"\r\n\r\n",  # the longest line allowed by default
         b"".join(b"X-%d: v\r\n" % i for i in range(99)) + b"\r\n",  # the most allowed
+        b"".join(b"X-%d: v\r\n" % i for i in range(98)) + b" folded\r\n\r\n",
     ],
 )
 def test_same_message_as_gevent(block: bytes) -> None:
     _same(block)
+
+
+@pytest.mark.parametrize(
+    "block",
+    [
+        b"X: " + b"a" * 8188 + b"\r\n\r\n",  # 8193 bytes with the CRLF
+        b"X: " + b"a" * 70000 + b"\r\n\r\n",  # longer than http.client allows too
+        b"".join(b"X-%d: v\r\n" % i for i in range(100)) + b"\r\n",  # one too many
+        b"".join(b"X-%d: v\r\n" % i for i in range(200)) + b"\r\n",
+        b"".join(b"X-%d: v\r\n" % i for i in range(99)) + b" folded\r\n\r\n",
+    ],
+)
+def test_over_the_limits_is_refused_before_gevent_parses(block: bytes) -> None:
+    """gevent's parser would raise (a traceback) or report "Line too long" (an ERROR line)."""
+    handler = WebSocketHandler.__new__(WebSocketHandler)
+    with pytest.raises(RequestHeadTooLarge):
+        handler.MessageClass(io.BytesIO(block + b"GET /next HTTP/1.1\r\n"), 0)
 
 
 _LINE = st.lists(

@@ -36,6 +36,7 @@ from servers import (
     open_ws,
     project_env,
     raw_connect,
+    read_response_head,
 )
 
 TEXT, BINARY, CLOSE = 0x1, 0x2, 0x8
@@ -496,3 +497,21 @@ def test_gunicorn_timeout_kills_a_sync_worker_holding_a_websocket_but_not_gthrea
             assert "WORKER TIMEOUT" not in procs[name].log(), name
     finally:
         stop_all(list(procs.values()))
+
+
+def test_token_list_handshake_is_served(row: Row, server: ServerProcess) -> None:
+    """``Upgrade: websocket, foo`` with ``Connection: keep-alive, Upgrade`` (RFC 7230 token
+    lists) is a valid handshake on every server: 101 and an echo, never 501."""
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+        sock.sendall(
+            b"GET /echo/ HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket, foo\r\n"
+            b"Connection: keep-alive, Upgrade\r\nSec-WebSocket-Key: " + KEY.encode() + b"\r\n"
+            b"Sec-WebSocket-Version: 13\r\n\r\n"
+        )
+        head, rest = read_response_head(sock)
+        assert head.startswith(b"HTTP/1.1 101 "), head
+        reader = FrameReader(sock, rest)
+        sock.sendall(client_frame(TEXT, b"token lists"))
+        assert reader.frame() == (TEXT, True, b"token lists")
+        sock.sendall(client_frame(CLOSE, close_payload(1000)))
+        assert reader.frame() == (CLOSE, True, close_payload(1000))

@@ -139,7 +139,7 @@ def _create(config: dict[str, Any]) -> _Backend:
     except ImportError:
         raise ImproperlyConfigured(
             "WEBSOCKET_GROUPS['BACKEND'] is 'redis' but redis-py is not installed: "
-            "pip install 'django-websocket[redis]'"
+            "pip install 'django-websocket-wsgi[redis]'"
         ) from None
     from ._redis import RedisBackend
 

@@ -24,6 +24,7 @@ __all__ = [
     "HandshakePolicy",
     "Reject",
     "accept_key",
+    "asks_for_websocket",
     "negotiate",
     "parse_extensions",
     "parse_token_list",
@@ -131,6 +132,24 @@ def parse_token_list(value: str) -> list[str]:
     return tokens
 
 
+def _has_token(value: str, token: str) -> bool:
+    try:
+        return token in parse_token_list(value)
+    except ValueError:
+        return False  # a malformed list names nothing
+
+
+def asks_for_websocket(upgrade: str) -> bool:
+    """Whether an ``Upgrade`` header value asks for a WebSocket.
+
+    The rule :func:`negotiate` applies (RFC 6455 section 4.2.1, item 3): a
+    token list, case-insensitive, that contains ``websocket``, such as
+    ``websocket`` or ``WebSocket, foo``.  Servers use it to tell an upgrade
+    request from plain HTTP before the application runs.
+    """
+    return _has_token(upgrade, "websocket")
+
+
 def parse_extensions(value: str) -> list[tuple[str, list[tuple[str, str | None]]]]:
     """Parse a ``Sec-WebSocket-Extensions`` value (RFC 6455 section 9.1).
 
@@ -232,20 +251,12 @@ def negotiate(
 
     # "An |Upgrade| header field containing the value "websocket",
     # treated as an ASCII case-insensitive value" (item 3).
-    try:
-        upgrade = parse_token_list(fields.get("upgrade", ""))
-    except ValueError:
-        upgrade = []
-    if "websocket" not in upgrade:
+    if not asks_for_websocket(fields.get("upgrade", "")):
         return Reject(400, "missing or invalid Upgrade: websocket header")
 
     # "A |Connection| header field that includes the token "Upgrade",
     # treated as an ASCII case-insensitive value" (item 4).
-    try:
-        connection = parse_token_list(fields.get("connection", ""))
-    except ValueError:
-        connection = []
-    if "upgrade" not in connection:
+    if not _has_token(fields.get("connection", ""), "upgrade"):
         return Reject(400, "missing or invalid Connection: Upgrade header")
 
     # "A |Sec-WebSocket-Key| header field with a base64-encoded value that,

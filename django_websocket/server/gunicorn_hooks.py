@@ -49,13 +49,18 @@ def _start(function: Any, *args: Any) -> None:
 
 
 def _close_all(worker: Any, timeout: float) -> None:
-    from .serve import close_open_websockets
+    from .serve import STRAGGLER_TIMEOUT, close_open_websockets, straggler_timeout
     from .websocket import open_websockets
 
     count = len(open_websockets())
     if count:
         worker.log.info("Closing %d open WebSocket(s) with 1001 (going away)", count)
-    left = close_open_websockets(max(0.0, timeout), spawn=_start, sleep=time.sleep)
+    left = close_open_websockets(
+        max(0.0, timeout),
+        abort_after=straggler_timeout(STRAGGLER_TIMEOUT, timeout),
+        spawn=_start,
+        sleep=time.sleep,
+    )
     if left:
         worker.log.warning("%d WebSocket view(s) still running after %.1f s", left, timeout)
 
@@ -74,7 +79,10 @@ def post_worker_init(worker: Any) -> None:
     sends on SIGTERM, SIGHUP reloads and ``max_requests`` restarts) only
     records that it should stop; a small task started here notices within
     0.1 s, closes every open WebSocket with 1001 and waits for their views,
-    at most ``graceful_timeout`` seconds.
+    at most ``graceful_timeout`` seconds.  A WebSocket not closed within
+    5 s (at most half ``graceful_timeout``) of its close frame, such as one
+    whose client stopped reading, is aborted, so one bad client does not
+    hold the worker for the whole graceful timeout.
 
     In threaded workers (``sync``, ``gthread``) it also lets SIGTERM
     interrupt blocking system calls (``signal.siginterrupt``): gunicorn asks

@@ -148,18 +148,40 @@ class Transport:
 
 
 def _socket_behind(stream: Any) -> tuple[socket.socket, io.BufferedIOBase] | None:
-    """Find the socket under a buffered reader, through Django's ``LimitedStream``."""
+    """Find the socket under a buffered reader, through Django's ``LimitedStream``
+    and gevent's ``Input``."""
     for _ in range(3):
         raw = getattr(stream, "raw", None)
         sock = getattr(raw, "_sock", None)
         if isinstance(sock, socket.socket) and isinstance(stream, io.BufferedIOBase):
             return sock, stream
+        if _bodiless_gevent_input(stream):
+            stream = stream.rfile
+            continue
         # django.core.handlers.wsgi.LimitedStream keeps the bound read method.
         bound = getattr(stream, "_read", None)
         stream = getattr(bound, "__self__", None)
         if stream is None:
             return None
     return None
+
+
+def _bodiless_gevent_input(stream: Any) -> bool:
+    """Whether ``stream`` is gevent's ``Input`` for a request without a body.
+
+    gevent hands its raw reader to the application only when its own test
+    says the request asks for an upgrade, and that test compares whole
+    values: ``Upgrade: websocket, foo`` gets an ``Input`` around the reader
+    instead.  With no body to read, that reader stands right after the
+    request's headers, as for a recognised upgrade.
+    """
+    return (
+        type(stream).__name__ == "Input"
+        and type(stream).__module__ == "gevent.pywsgi"
+        and not getattr(stream, "content_length", None)
+        and not getattr(stream, "chunked_input", False)
+        and getattr(stream, "position", 0) == 0
+    )
 
 
 def _gunicorn_buffered(wsgi_input: Any) -> Callable[[], bytes] | None:

@@ -5,7 +5,6 @@ from pathlib import Path
 
 BASE_DIR = Path(__file__).resolve().parent
 SECRET_KEY = "tests-only-not-secret"
-DEBUG = False
 ALLOWED_HOSTS = ["127.0.0.1", "localhost", "testserver"]
 INSTALLED_APPS = [
     "django_websocket",
@@ -29,6 +28,14 @@ DATABASES = {
         "NAME": os.environ.get("TEST_DB_PATH", str(BASE_DIR / "db.sqlite3")),
     }
 }
+if os.environ.get("TEST_POSTGRES_PORT"):  # tests/servers.py's PostgresServer
+    DATABASES["default"] = {
+        "ENGINE": "django.db.backends.postgresql",
+        "HOST": "127.0.0.1",
+        "PORT": os.environ["TEST_POSTGRES_PORT"],
+        "NAME": os.environ["TEST_POSTGRES_NAME"],
+        "USER": "postgres",
+    }
 USE_TZ = True
 CSRF_TRUSTED_ORIGINS = ["https://trusted.example", "https://*.wild.example"]
 WEBSOCKET_ALLOWED_ORIGINS = ["http://allowed.example"]
@@ -46,6 +53,12 @@ LOGGING = {
     "root": {"handlers": ["stderr"], "level": "INFO"},
     "loggers": {"django.server": {"handlers": ["stderr"], "level": "INFO", "propagate": False}},
 }
+
+# Static files (tests/test_entrypoint.py): TEST_STATIC=1 installs staticfiles; TEST_DEBUG=1.
+DEBUG = os.environ.get("TEST_DEBUG") == "1"
+STATIC_URL = "static/"
+if os.environ.get("TEST_STATIC") == "1":
+    INSTALLED_APPS.append("django.contrib.staticfiles")
 
 # Groups (tests/test_groups*.py): WEBSOCKET_GROUPS as JSON in TEST_GROUPS; unset, the default.
 if os.environ.get("TEST_GROUPS"):

@@ -16,7 +16,11 @@ from django_websocket.protocol import (
     accept_key,
     negotiate,
 )
-from django_websocket.protocol.handshake import parse_extensions, parse_token_list
+from django_websocket.protocol.handshake import (
+    asks_for_websocket,
+    parse_extensions,
+    parse_token_list,
+)
 
 KEY = "dGhlIHNhbXBsZSBub25jZQ=="  # RFC 6455 section 1.3
 ACCEPT = "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
@@ -661,3 +665,22 @@ def test_parse_extensions() -> None:
         parse_extensions("a; ")
     with pytest.raises(ValueError, match="expected ','"):
         parse_extensions("a b")
+
+
+@pytest.mark.parametrize(
+    ("upgrade", "expected"),
+    [
+        ("websocket", True),
+        ("WebSocket, foo", True),
+        ("foo, websocket", True),
+        (" websocket ,", True),
+        ("", False),
+        ("h2c", False),
+        ("websocket/13", False),  # a product with a version is not the token
+        ("web socket", False),  # not a token list: names nothing
+    ],
+)
+def test_asks_for_websocket_is_the_upgrade_rule_of_negotiate(upgrade: str, expected: bool) -> None:
+    """Servers decide "is this an upgrade?" by the very rule the handshake applies."""
+    assert asks_for_websocket(upgrade) is expected
+    assert isinstance(negotiate("GET", "HTTP/1.1", request(Upgrade=upgrade)), Accept) is expected

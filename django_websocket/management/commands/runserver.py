@@ -26,6 +26,8 @@ else:
         Command as BaseRunserver,
     )
 
+from django_websocket.serving import close_database_connections, green_database_connections
+
 logger = logging.getLogger("django_websocket.server")
 
 
@@ -43,6 +45,7 @@ class GeventRunServer:
 
         host, port = server_address
         self._server = make_server(None, host, port)
+        self._server.connection_finished = close_database_connections
         self._server.init_socket()
         self.server_port = self._server.server_port
 
@@ -53,31 +56,13 @@ class GeventRunServer:
     def serve_forever(self) -> None:
         """Serve until the process is stopped (autoreload restarts the process)."""
         # Django 4.2's inner_run leaves the connection its migration check
-        # opened (5.x closes it); requests must not inherit that object.
-        _forget_database_connections()
+        # opened (5.x closes it); it belongs to this greenlet, not to a request.
+        close_database_connections()
         self._server.serve_forever()
 
     def server_close(self) -> None:
         """Stop the server."""
         self._server.stop(timeout=1)
-
-
-def _forget_database_connections() -> None:
-    """Drop connection objects created before monkey-patching.
-
-    Django ties each connection object to the thread that created it; after
-    patching, the same code runs under a greenlet's identity and would be
-    refused.  Fresh objects are created on next use.
-    """
-    from django.db import connections
-
-    for connection in connections.all(initialized_only=True):
-        connection.inc_thread_sharing()
-        try:
-            connection.close()
-        finally:
-            connection.dec_thread_sharing()
-        del connections[connection.alias]
 
 
 class Command(BaseRunserver):
@@ -102,6 +87,9 @@ class Command(BaseRunserver):
 
             if not monkey.is_module_patched("socket"):
                 monkey.patch_all()
-                _forget_database_connections()
+                # django.db was imported before patching (by Django's own
+                # management machinery): its connection storage would be
+                # shared by every greenlet.
+                green_database_connections()
             self.server_cls = GeventRunServer  # type: ignore[assignment]
         super().handle(*args, **options)

@@ -82,6 +82,40 @@ def uses_orm(request):
     request.websocket.receive()
 
 
+@require_websocket
+def orm_per_message(request):
+    """Answer each message with the number of users, counted anew (one query per message)."""
+    from django.contrib.auth.models import User
+
+    for message in request.websocket:
+        request.websocket.send(f"{message}:{User.objects.count()}")
+
+
+def orm_plain(request):
+    """A plain view that queries the database."""
+    from django.contrib.auth.models import User
+
+    return HttpResponse(f"users:{User.objects.count()}")
+
+
+@transaction.non_atomic_requests
+def database_files(request):
+    """How many descriptors of this process are open on the SQLite database file."""
+    import os
+
+    from django.conf import settings
+
+    name = os.path.realpath(str(settings.DATABASES["default"]["NAME"]))
+    count = 0
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            target = os.readlink(f"/proc/self/fd/{fd}")
+        except OSError:
+            continue
+        count += target == name
+    return HttpResponse(str(count))
+
+
 @require_websocket(ping_interval=0.3, ping_timeout=0.3)
 def keepalive(request):
     message = request.websocket.receive()
@@ -175,6 +209,22 @@ def stream(request):
     for message in ws:
         ws.send(message)
     logging.getLogger("testapp").info("stream view saw the close: code %s", ws.close_code)
+
+
+@require_websocket
+def firehose(request):
+    """Send 64 KiB messages until the connection ends: a client that does not read blocks it."""
+    import logging
+
+    from django_websocket import ConnectionClosed
+
+    chunk = "x" * 65536
+    try:
+        while True:
+            request.websocket.send(chunk)
+    except ConnectionClosed:
+        pass
+    logging.getLogger("testapp").info("firehose view ended")
 
 
 @require_websocket
