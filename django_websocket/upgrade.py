@@ -30,7 +30,7 @@ from .protocol import (
     Reject,
     negotiate,
 )
-from .protocol.handshake import REQUEST_FIELDS
+from .protocol.handshake import REQUEST_FIELDS, asks_for_websocket
 from .server.handoff import SessionConfig, open_session
 from .server.transport import Transport, find_transport
 from .server.websocket import WebSocket
@@ -170,8 +170,7 @@ _OPTION_SETTINGS = {
 
 def is_upgrade_request(request: HttpRequest) -> bool:
     """Whether the request asks for a WebSocket (``Upgrade: websocket``)."""
-    upgrade = request.META.get("HTTP_UPGRADE", "")
-    return "websocket" in (token.strip().lower() for token in upgrade.split(","))
+    return asks_for_websocket(str(request.META.get("HTTP_UPGRADE", "")))
 
 
 # The WSGI environ keys of the header fields the handshake reads.
