@@ -22,15 +22,14 @@ never held across a yield, guards the state.
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import threading
 from collections import deque
 from collections.abc import Callable
 from typing import Any
 
 from ..exceptions import ConnectionClosed
 from ..protocol import CloseCode
+from ..server.concurrency import GREEN, THREADS, Signal, process_is_green
 from ..server.websocket import WebSocket
 
 __all__ = [
@@ -57,19 +56,12 @@ _OPEN, _CLOSED, _EVICTED = "open", "closed", "evicted"
 
 def is_green() -> bool:
     """Whether this process runs under gevent's monkey-patching (greenlets, not threads)."""
-    from gevent import monkey
-
-    return bool(monkey.is_module_patched("threading"))
+    return process_is_green()
 
 
 def spawn(green: bool, target: Callable[..., None], *args: Any, name: str | None = None) -> None:
     """Run ``target(*args)`` in a new greenlet, or else in a daemon thread named ``name``."""
-    if green:
-        import gevent
-
-        gevent.spawn(target, *args)
-    else:
-        threading.Thread(target=target, args=args, name=name, daemon=True).start()
+    (GREEN if green else THREADS).spawn(target, *args, name=name or "django-websocket-groups")
 
 
 def pause() -> None:
@@ -126,23 +118,9 @@ class _Context:
 
         self.call(gevent.spawn, target, *args)
 
-    def event(self) -> Any:
+    def event(self) -> Signal:
         """An event for tasks of this context to wait on."""
-        if self.green:
-            from gevent.event import Event
-
-            return Event()
-        return threading.Event()
-
-
-class _NoLock:
-    """Greenlets are not pre-empted between yields: the hub's sections need no lock."""
-
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: object) -> None:
-        return None
+        return (GREEN if self.green else THREADS).signal()
 
 
 def _size(message: str | bytes) -> int:
@@ -199,9 +177,7 @@ class Hub:
         self.max_queue_bytes = max_queue_bytes
         self.on_emptied = on_emptied
         """Called with a group's name when eviction or a session's end empties it here."""
-        self._lock: contextlib.AbstractContextManager[Any] = (
-            _NoLock() if self.green else threading.RLock()
-        )
+        self._lock = (GREEN if self.green else THREADS).guard()
         self._groups: dict[str, set[_Outbox]] = {}
         self._outboxes: dict[WebSocket, _Outbox] = {}
 

@@ -25,10 +25,11 @@ configuration file in its master process, before workers monkey-patch.
 from __future__ import annotations
 
 import signal
-import sys
 import threading
 import time
 from typing import Any
+
+from .concurrency import GREEN, THREADS, process_is_green
 
 __all__ = ["QUICK_SHUTDOWN_WAIT", "post_worker_init", "worker_int"]
 
@@ -39,13 +40,11 @@ _WATCH_INTERVAL = 0.1
 
 
 def _green() -> bool:
-    monkey = sys.modules.get("gevent.monkey")
-    return bool(monkey is not None and monkey.is_module_patched("socket"))
+    return process_is_green()
 
 
 def _start(function: Any, *args: Any) -> None:
-    # Under gevent workers threading is monkey-patched: this starts a greenlet.
-    threading.Thread(target=function, args=args, daemon=True).start()
+    (GREEN if _green() else THREADS).spawn(function, *args, name="django-websocket-shutdown")
 
 
 def _close_all(worker: Any, timeout: float) -> None:

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from django.db import connections
 
+from ..server.concurrency import process_is_green
 from ..server.transport import ENVIRON_KEY, Transport
 from .client import DEFAULT_TIMEOUT, Cookies, Headers, WebSocketClient
 
@@ -56,13 +57,6 @@ def session_cookies(user: Any, backend: str | None = None) -> Cookies:
     client = Client()
     client.force_login(user, backend=backend)
     return client.cookies
-
-
-def _green_threads() -> bool:
-    """Whether ``threading`` is monkey-patched: "threads" are greenlets in the same hub."""
-    from gevent import monkey
-
-    return bool(monkey.is_module_patched("threading"))
 
 
 class _GreenletConnections:
@@ -310,7 +304,7 @@ class LiveWebSocketServer:
 
         from ..server.serve import make_server
 
-        green = _green_threads()
+        green = process_is_green()  # "threads" are greenlets in the same hub
         hub = gevent.get_hub()
         tracer: _GreenletConnections | None = None
         root = logging.getLogger("django_websocket.gevent")
