@@ -430,7 +430,18 @@ class WebSocket:
                 return
             self._conn.settle()
         self._arrived.set()
+        self._end_tcp()
+
+    def _end_tcp(self) -> None:
+        """After the closing handshake: write what is queued, then shut the connection down.
+
+        A write in progress in another task (the close frame, say) is let
+        finish first, for up to ``close_timeout`` seconds.
+        """
         self._flush()
+        lock = self._send_lock
+        if lock.acquire(True, self.close_timeout):
+            lock.release()
         self._log_failure()
         self._shutdown()
 
@@ -679,9 +690,7 @@ class WebSocket:
             if time.monotonic() >= deadline or not self._await(deadline):
                 logger.info("WebSocket peer did not answer our close frame in time")
                 break
-        self._flush()
-        self._log_failure()
-        self._shutdown()
+        self._end_tcp()
 
     def _log_failure(self) -> None:
         failure = self._conn.failure
