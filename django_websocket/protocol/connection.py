@@ -552,15 +552,20 @@ class ServerConnection:
             return None
         close = terminal.close
         assert close is not None
+        self._answer_close(close)
+        return close
+
+    def _answer_close(self, close: CloseReceived) -> None:
+        """Take in the peer's close frame: echo it unless ours was sent, and end."""
         self.close_received = close
         if self.state is _OPEN:
             # "If an endpoint receives a Close frame and did not previously
             # send a Close frame, the endpoint MUST send a Close frame in
-            # response.  ... the endpoint typically echos the status code it
-            # received" (section 5.5.1).
+            # response.  (When sending a Close frame in response, the endpoint
+            # typically echos the status code it received.)  It SHOULD do so
+            # as soon as practical" (section 5.5.1).
             self._queue_close(close.code, "")
         self.state = _CLOSED
-        return close
 
     @property
     def terminal_pending(self) -> bool:
@@ -589,16 +594,9 @@ class ServerConnection:
             return
         close = terminal.close
         assert close is not None
-        self.close_received = close
-        if self.state is _OPEN:
-            # "If an endpoint receives a Close frame and did not previously
-            # send a Close frame, the endpoint MUST send a Close frame in
-            # response.  ...  It SHOULD do so as soon as practical"
-            # (section 5.5.1).
-            self._queue_close(close.code, "")
         # The terminal stays, so that next_event still delivers the close
         # after the messages before it.
-        self.state = _CLOSED
+        self._answer_close(close)
 
     def events_received(self) -> list[Event]:
         """Return every pending event at once, reaching any close frame or violation.
