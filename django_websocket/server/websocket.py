@@ -24,7 +24,7 @@ timeout is set once, to ``send_timeout``, and is never changed by reads or
 polls; a peer that takes nothing for that long is cut off.
 
 Fairness.  gevent's socket calls do not switch while the socket is ready, so
-every ``_BUDGET`` reads or writes (fewer for large ones) the task yields to
+every ``_BUDGET`` messages or socket operations (fewer for large ones) the task yields to
 the hub: a flooding peer delays others by milliseconds.
 
 Timers, not loops.  The keepalive and the close grace are timers; an idle
@@ -60,7 +60,8 @@ __all__ = ["WebSocket", "open_websockets"]
 logger = logging.getLogger("django_websocket")
 
 _RECV_SIZE = 1 << 16
-#: Socket operations between two yields to the hub (a 64 KiB one counts double).
+#: Messages and socket operations between two yields to the hub; each KiB read
+#: or written counts as one more (so a full 64 KiB read is a turn of its own).
 _BUDGET = 64
 #: Seconds a peer's close may wait for the view to reach it before it is answered.
 _CLOSE_GRACE = 1.0
@@ -244,6 +245,9 @@ class WebSocket:
                 if event is not None:
                     kind = type(event)
                     if kind is TextMessage or kind is BinaryMessage:
+                        self._budget -= 1  # a view that only consumes must yield too
+                        if self._budget <= 0:
+                            self._spend(0)
                         return event.data  # type: ignore[union-attr]
                     if kind is CloseReceived:
                         self._flush()
@@ -356,7 +360,7 @@ class WebSocket:
         finally:
             lock.release()
         self._flush()  # a pong or a close frame queued while parsing
-        self._spend(1 + (len(data) >> 15))
+        self._spend(1 + (len(data) >> 10))
         return True
 
     def _recv_now(self) -> bytes | None:
@@ -596,7 +600,7 @@ class WebSocket:
                 return False
         finally:
             lock.release()
-        self._spend(1 + (len(data) >> 15))
+        self._spend(1 + (len(data) >> 10))
         return True
 
     def _send_timed_out(self) -> None:
