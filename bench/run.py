@@ -286,6 +286,21 @@ def _kill_leftovers() -> None:
 atexit.register(_kill_leftovers)
 
 
+def _connection_bound(argv: list[str], env: dict[str, str]) -> list[str]:
+    """Lift the entrypoint's connection bound above the idle workload's 10,000 sockets.
+
+    The entrypoint admits half the descriptor limit by default, which may be
+    fewer than the idle workload holds; versions without the option get nothing.
+    """
+    if argv[1:3] != ["-m", "django_websocket"]:
+        return []
+    where = Path(env.get("PYTHONPATH", str(REPO)).split(os.pathsep)[0])
+    main = where / "django_websocket" / "__main__.py"
+    if main.is_file() and "--max-connections" in main.read_text():
+        return ["--max-connections", str(max(IDLE_STEPS) + 1000)]
+    return []
+
+
 class Running:
     """A server process under test."""
 
@@ -297,6 +312,7 @@ class Running:
             prefix=f"bench-{spec.key}-", suffix=".log", delete=False
         )
         argv = [a.replace("{port}", str(self.port)) for a in spec.argv]
+        argv += _connection_bound(argv, {**spec.env, **extra_env})
         self.proc = subprocess.Popen(
             argv,
             cwd=str(BENCH),

@@ -262,7 +262,7 @@ class WebSocket:
                     raise TimeoutError("no WebSocket message received within the timeout")
         finally:
             self._receivers -= 1
-            if self._green and not self._receivers:
+            if self._green and not self._receivers and not self._pump_armed:
                 self._arm_pump()
 
     def __iter__(self) -> Iterator[str | bytes]:
@@ -410,19 +410,25 @@ class WebSocket:
     def _feed(self, data: bytes, flush: bool = True) -> None:
         """Hand bytes read (``b""``: the end of the stream) to the protocol connection."""
         conn = self._conn
-        with self._guard:
+        if self._green:  # greenlets are not pre-empted: no lock needed
             conn.receive_data(data)
-            if not data:
-                self._lost = True
             pending = conn.terminal_pending
             ahead = conn.pending_events
+        else:
+            with self._guard:
+                conn.receive_data(data)
+                pending = conn.terminal_pending
+                ahead = conn.pending_events
+        if not data:
+            self._lost = True
         if pending and self._grace is None and not self._finished:
             # Answer the close (or the violation) even if the view never
             # reaches it: at once when no message waits ahead of it, else
             # after a grace in which the view may still answer those.
             delay = min(_CLOSE_GRACE, self.close_timeout) if ahead else 0.0
             self._grace = self._mode.call_later(delay, self._settle)
-        self._arrived.set()
+        if not self._green:  # under gevent the readers are the waiters
+            self._arrived.set()
         if flush and conn.has_data_to_send:
             self._flush()
 
@@ -579,8 +585,11 @@ class WebSocket:
             self._send_timed_out()
             return False
         try:
-            with self._guard:
+            if self._green:
                 data = conn.data_to_send()
+            else:
+                with self._guard:
+                    data = conn.data_to_send()
             sock = self._sock
             if self._write_failed or sock is None or self._shut_down:
                 return False
