@@ -231,9 +231,9 @@ class WebSocket:
         """
         deadline = None if timeout is None else time.monotonic() + timeout
         conn = self._conn
+        # The pump stays armed unless the view has to wait (_wait_readable):
+        # a message already queued costs no watcher call.
         self._receivers += 1
-        if self._pump_armed:
-            self._disarm_pump()
         try:
             while True:
                 if self._green:  # greenlets are not pre-empted: no lock needed
@@ -351,16 +351,22 @@ class WebSocket:
             if remaining <= 0 or not lock.acquire(True, remaining):
                 return False
         try:
-            if self._news():
+            conn = self._conn
+            if conn.pending_events or conn.terminal_pending or self._lost:
                 return True  # another reader got there first
+            if conn.state is _CLOSED:
+                return True
             while (data := self._recv_now()) is None:
                 if not self._wait_readable(deadline):
                     return False
             self._feed(data, flush=False)
         finally:
             lock.release()
-        self._flush()  # a pong or a close frame queued while parsing
-        self._spend(1 + (len(data) >> 10))
+        if conn.has_data_to_send:
+            self._flush()  # a pong or a close frame queued while parsing
+        self._budget -= 1 + (len(data) >> 10)
+        if self._budget <= 0:
+            self._spend(0)
         return True
 
     def _recv_now(self) -> bytes | None:
@@ -609,7 +615,9 @@ class WebSocket:
                 return False
         finally:
             lock.release()
-        self._spend(1 + (len(data) >> 10))
+        self._budget -= 1 + (len(data) >> 10)
+        if self._budget <= 0:
+            self._spend(0)
         return True
 
     def _send_timed_out(self) -> None:
