@@ -29,7 +29,7 @@ from typing import Any
 
 from ..exceptions import ConnectionClosed
 from ..protocol import CloseCode
-from ..server.concurrency import GREEN, THREADS, Signal, process_is_green
+from ..server.concurrency import Signal, for_green, process_is_green
 from ..server.websocket import WebSocket
 
 __all__ = [
@@ -37,7 +37,6 @@ __all__ = [
     "EVICTION_CODE",
     "EVICTION_REASON",
     "Hub",
-    "is_green",
     "pause",
     "spawn",
 ]
@@ -54,14 +53,9 @@ DRAIN_IDLE_TIMEOUT = 2.0
 _OPEN, _CLOSED, _EVICTED = "open", "closed", "evicted"
 
 
-def is_green() -> bool:
-    """Whether this process runs under gevent's monkey-patching (greenlets, not threads)."""
-    return process_is_green()
-
-
 def spawn(green: bool, target: Callable[..., None], *args: Any, name: str | None = None) -> None:
     """Run ``target(*args)`` in a new greenlet, or else in a daemon thread named ``name``."""
-    (GREEN if green else THREADS).spawn(target, *args, name=name or "django-websocket-groups")
+    for_green(green).spawn(target, *args, name=name or "django-websocket-groups")
 
 
 def pause() -> None:
@@ -120,7 +114,7 @@ class _Context:
 
     def event(self) -> Signal:
         """An event for tasks of this context to wait on."""
-        return (GREEN if self.green else THREADS).signal()
+        return for_green(self.green).signal()
 
 
 def _size(message: str | bytes) -> int:
@@ -172,12 +166,12 @@ class Hub:
         max_queue_bytes: int | None,
         on_emptied: Callable[[str], None] | None = None,
     ) -> None:
-        self.green = is_green()
+        self.green = process_is_green()
         self.max_queue = max_queue
         self.max_queue_bytes = max_queue_bytes
         self.on_emptied = on_emptied
         """Called with a group's name when eviction or a session's end empties it here."""
-        self._lock = (GREEN if self.green else THREADS).guard()
+        self._lock = for_green(self.green).guard()
         self._groups: dict[str, set[_Outbox]] = {}
         self._outboxes: dict[WebSocket, _Outbox] = {}
 

@@ -3,15 +3,15 @@
 A WebSocket served by a gevent server (its socket is a gevent socket) runs
 its helper tasks as greenlets of the hub that serves it, with gevent's locks
 and events; one served by a threaded server (Django's ``runserver
---no-gevent``, gunicorn ``sync``/``gthread``) uses threads.  Code elsewhere asks
-:func:`for_socket` (or :func:`process_is_green` when there is no socket) for a
-:class:`Mode` and never tests for gevent itself.
+--no-gevent``, gunicorn ``sync``/``gthread``) uses threads.  Whether a socket
+is a gevent one (:func:`is_green_socket`) or the process is patched
+(:func:`process_is_green`) is asked here; code elsewhere gets its :class:`Mode`
+from :func:`for_green` and never tests for gevent itself.
 """
 
 from __future__ import annotations
 
 import contextlib
-import socket
 import sys
 import threading
 from collections.abc import Callable
@@ -24,7 +24,7 @@ __all__ = [
     "Mode",
     "Signal",
     "Timer",
-    "for_socket",
+    "for_green",
     "is_green_socket",
     "process_is_green",
 ]
@@ -194,6 +194,11 @@ GREEN = Mode(True)
 THREADS = Mode(False)
 
 
+def for_green(green: bool) -> Mode:
+    """:data:`GREEN` or :data:`THREADS`."""
+    return GREEN if green else THREADS
+
+
 def is_green_socket(sock: object) -> bool:
     """Whether ``sock`` is a gevent socket (cooperative I/O)."""
     try:
@@ -201,11 +206,6 @@ def is_green_socket(sock: object) -> bool:
     except ImportError:  # pragma: no cover - gevent is a dependency
         return False
     return isinstance(sock, green_socket)
-
-
-def for_socket(sock: socket.socket) -> Mode:
-    """The mode of tasks that serve ``sock``: greenlets for a gevent socket, else threads."""
-    return GREEN if is_green_socket(sock) else THREADS
 
 
 def process_is_green() -> bool:

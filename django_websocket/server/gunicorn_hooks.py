@@ -29,7 +29,7 @@ import threading
 import time
 from typing import Any
 
-from .concurrency import GREEN, THREADS, process_is_green
+from .concurrency import for_green, process_is_green
 
 __all__ = ["QUICK_SHUTDOWN_WAIT", "post_worker_init", "worker_int"]
 
@@ -39,12 +39,8 @@ QUICK_SHUTDOWN_WAIT = 2.0
 _WATCH_INTERVAL = 0.1
 
 
-def _green() -> bool:
-    return process_is_green()
-
-
 def _start(function: Any, *args: Any) -> None:
-    (GREEN if _green() else THREADS).spawn(function, *args, name="django-websocket-shutdown")
+    for_green(process_is_green()).spawn(function, *args, name="django-websocket-shutdown")
 
 
 def _close_all(worker: Any, timeout: float) -> None:
@@ -91,7 +87,7 @@ def post_worker_init(worker: Any) -> None:
     Python retries an interrupted call by itself once the handler has run
     (PEP 475), so the view does not notice.
     """
-    if not _green():
+    if not process_is_green():
         signal.siginterrupt(signal.SIGTERM, True)
     _start(_watch, worker)
 

@@ -31,14 +31,18 @@ _checked_patching = False
 
 @dataclass(frozen=True)
 class SessionConfig:
-    """The limits and timers of one WebSocket session (see :class:`WebSocket`)."""
+    """The limits and timers of one WebSocket session (see :class:`WebSocket`).
 
-    max_message_size: int | None = 1 << 20
-    close_timeout: float = 5.0
-    ping_interval: float | None = 20.0
-    ping_timeout: float | None = 20.0
-    send_timeout: float = 30.0
-    max_queue: int = 16
+    No defaults here: the Django layer fills every field from the view's
+    options and the ``WEBSOCKET_*`` settings, whose defaults live in ``conf``.
+    """
+
+    max_message_size: int | None
+    close_timeout: float
+    ping_interval: float | None
+    ping_timeout: float | None
+    send_timeout: float
+    max_queue: int
 
 
 def open_session(

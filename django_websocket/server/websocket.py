@@ -51,7 +51,7 @@ from ..protocol import (
     State,
     TextMessage,
 )
-from .concurrency import GREEN, THREADS, Timer
+from .concurrency import Timer, for_green
 from .keepalive import Keepalive
 from .transport import Transport
 
@@ -121,7 +121,7 @@ class WebSocket:
         self.ping_timeout = ping_timeout if ping_timeout is not None else ping_interval
         self.send_timeout = send_timeout
         self.max_queue = max_queue
-        mode = self._mode = THREADS if transport.threaded else GREEN
+        mode = self._mode = for_green(not transport.threaded)
         self._green = mode.green
         self._guard = mode.guard()
         self._send_lock = mode.lock()
@@ -245,9 +245,7 @@ class WebSocket:
                 if event is not None:
                     kind = type(event)
                     if kind is TextMessage or kind is BinaryMessage:
-                        self._budget -= 1  # a view that only consumes must yield too
-                        if self._budget <= 0:
-                            self._spend(0)
+                        self._spend(1)  # a view that only consumes must yield too
                         return event.data  # type: ignore[union-attr]
                     if kind is CloseReceived:
                         self._flush()
@@ -351,22 +349,17 @@ class WebSocket:
             if remaining <= 0 or not lock.acquire(True, remaining):
                 return False
         try:
-            conn = self._conn
-            if conn.pending_events or conn.terminal_pending or self._lost:
+            if self._news():
                 return True  # another reader got there first
-            if conn.state is _CLOSED:
-                return True
             while (data := self._recv_now()) is None:
                 if not self._wait_readable(deadline):
                     return False
             self._feed(data, flush=False)
         finally:
             lock.release()
-        if conn.has_data_to_send:
+        if self._conn.has_data_to_send:
             self._flush()  # a pong or a close frame queued while parsing
-        self._budget -= 1 + (len(data) >> 10)
-        if self._budget <= 0:
-            self._spend(0)
+        self._spend(1 + (len(data) >> 10))
         return True
 
     def _recv_now(self) -> bytes | None:
@@ -563,10 +556,7 @@ class WebSocket:
     def ping(self, data: bytes | str = b"") -> None:
         """Send a ping (at most 125 bytes of payload); the pong arrives as usual."""
         payload = data.encode("utf-8") if isinstance(data, str) else bytes(data)
-        with self._guard:
-            self._check_open()
-            self._conn.send_ping(payload)
-        if not self._flush():
+        if not self.send_keepalive_ping(payload):
             self._raise_closed()
 
     def _check_open(self) -> None:
@@ -615,9 +605,7 @@ class WebSocket:
                 return False
         finally:
             lock.release()
-        self._budget -= 1 + (len(data) >> 10)
-        if self._budget <= 0:
-            self._spend(0)
+        self._spend(1 + (len(data) >> 10))
         return True
 
     def _send_timed_out(self) -> None:
@@ -634,7 +622,7 @@ class WebSocket:
         self._shutdown()
 
     def _spend(self, cost: int) -> None:
-        """Count socket operations; yield to the hub once the budget is spent."""
+        """Count messages and socket operations; yield to the hub once the budget is spent."""
         self._budget -= cost
         if self._budget <= 0:
             self._budget = _BUDGET
@@ -643,9 +631,12 @@ class WebSocket:
     # Keepalive --------------------------------------------------------------
 
     def send_keepalive_ping(self, payload: bytes) -> bool:
-        """Send a keepalive ping; ``False`` once the connection cannot send (for the keepalive)."""
+        """Send a ping; ``False`` when it could not be sent (closed, or the write failed).
+
+        The keepalive's call; :meth:`ping` raises instead.
+        """
         with self._guard:
-            if self._conn.state is not _OPEN or self._lost:
+            if self.closed:
                 return False
             self._conn.send_ping(payload)
         return self._flush()
