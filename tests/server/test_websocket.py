@@ -247,16 +247,18 @@ def test_legacy_polling_view(green: bool) -> None:
 # A peer that stops reading is let go (defect 4)
 
 
+def _send_until_closed(ws: WebSocket) -> float:
+    """Send 64 KiB messages until the send raises; return how long that took."""
+    started = time.monotonic()
+    with pytest.raises(ConnectionClosed):
+        while True:
+            ws.send(b"x" * 65536)
+    return time.monotonic() - started
+
+
 @pytest.mark.parametrize("green", MODES)
 def test_a_peer_that_stops_reading_is_cut_by_the_send_timeout(green: bool) -> None:
-    def view(ws: WebSocket) -> float:
-        started = time.monotonic()
-        with pytest.raises(ConnectionClosed):
-            while True:
-                ws.send(b"x" * 65536)
-        return time.monotonic() - started
-
-    _peer, session = open_session(green, view, send_timeout=0.5)
+    _peer, session = open_session(green, _send_until_closed, send_timeout=0.5)
     session.join(timeout=10)
     assert session.error is None
     # The kernel buffers fill at once; then the deadline, not forever.
@@ -266,15 +268,8 @@ def test_a_peer_that_stops_reading_is_cut_by_the_send_timeout(green: bool) -> No
 
 @pytest.mark.parametrize("green", MODES)
 def test_a_peer_that_stops_reading_is_cut_by_the_keepalive(green: bool) -> None:
-    def view(ws: WebSocket) -> float:
-        started = time.monotonic()
-        with pytest.raises(ConnectionClosed):
-            while True:
-                ws.send(b"x" * 65536)
-        return time.monotonic() - started
-
     _peer, session = open_session(
-        green, view, send_timeout=60.0, ping_interval=0.3, ping_timeout=0.3
+        green, _send_until_closed, send_timeout=60.0, ping_interval=0.3, ping_timeout=0.3
     )
     session.join(timeout=10)
     assert session.error is None
