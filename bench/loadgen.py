@@ -39,6 +39,7 @@ import socket
 import struct
 import sys
 import time
+import zlib
 
 KEY = b"dGhlIHNhbXBsZSBub25jZQ=="  # RFC 6455 section 1.3's example key
 ACCEPT = b"s3pPLMBiTxaQ9kYGzzhZRbK+xOo="  # and its Sec-WebSocket-Accept
@@ -121,7 +122,8 @@ def parse_server_frames(buf: bytes) -> tuple[list[tuple[int, bytes]], bytes]:
             break
         if not b0 & 0x80:
             raise BenchError("server fragmented a message (not expected for these sizes)")
-        frames.append((b0 & 0x0F, buf[pos + hl : pos + hl + length]))
+        # The opcode, with RSV1 (0x40: a permessage-deflate message) kept.
+        frames.append((b0 & 0x4F, buf[pos + hl : pos + hl + length]))
         pos += hl + length
     return frames, buf[pos:]
 
@@ -155,7 +157,13 @@ def proc_cpu(pids: list[int]) -> float:
 # Connections
 
 
-def request_bytes(host: str, port: int, path: str) -> bytes:
+#: What Chrome and Firefox offer (``client_max_window_bits``: the client can
+#: take a smaller window than 15 for what it compresses).
+BROWSER_DEFLATE_OFFER = "permessage-deflate; client_max_window_bits"
+
+
+def request_bytes(host: str, port: int, path: str, extensions: str = "") -> bytes:
+    offer = f"Sec-WebSocket-Extensions: {extensions}\r\n" if extensions else ""
     return (
         f"GET {path} HTTP/1.1\r\n"
         f"Host: {host}:{port}\r\n"
@@ -164,18 +172,48 @@ def request_bytes(host: str, port: int, path: str) -> bytes:
         f"Sec-WebSocket-Key: {KEY.decode()}\r\n"
         "Sec-WebSocket-Version: 13\r\n"
         "User-Agent: django-websocket-bench\r\n"
+        f"{offer}"
         "\r\n"
     ).encode("ascii")
 
 
-def check_101(head: bytes) -> None:
+def check_101(head: bytes, deflate: bool = False) -> None:
     status = head.split(b"\r\n", 1)[0]
     if not status.startswith(b"HTTP/1.1 101"):
         raise BenchError(f"handshake refused: {head[:300]!r}")
     if ACCEPT not in head:
         raise BenchError(f"wrong Sec-WebSocket-Accept: {head[:300]!r}")
-    if b"sec-websocket-extensions" in head.lower():
-        raise BenchError("server negotiated an extension nobody offered")
+    agreed = b"permessage-deflate" in head.lower()
+    if agreed != deflate:
+        raise BenchError(
+            "server declined permessage-deflate"
+            if deflate
+            else "server negotiated an extension nobody offered"
+        )
+
+
+#: A typical JSON event (~330 bytes: above every server's minimum size for
+#: compressing), sent compressed each way by the ``idle`` job's deflate mode.
+JSON_EVENT = json.dumps(
+    {
+        "type": "chat.message",
+        "room": "general",
+        "id": 104729,
+        "user": {"id": 42, "name": "user42", "avatar": "/media/avatars/42.png"},
+        "text": "the deploy is done and the review is merged, coffee at the usual place?",
+        "ts": "2026-12-03T21:14:07.118044Z",
+        "mentions": ["user7", "user13"],
+        "reactions": {"+1": 3, "coffee": 2},
+    }
+).encode()
+
+
+def deflate_frame(payload: bytes) -> bytes:
+    """A masked, compressed text frame (RFC 7692): a one-shot compressor each
+    time, which any receiver's context accepts, so the client keeps no window."""
+    c = zlib.compressobj(6, zlib.DEFLATED, -9, 1)
+    body = c.compress(payload) + c.flush(zlib.Z_SYNC_FLUSH)
+    return client_frame(0x41, body[:-4], os.urandom(4))
 
 
 _src_counter = 0
@@ -482,11 +520,11 @@ def job_large(job: dict) -> dict:
 
 
 # States of the connection-rate and idle state machines.
-CONNECTING, HANDSHAKE, ECHO, CLOSING, WAIT_FIN, IDLE, VERIFY = range(7)
+CONNECTING, HANDSHAKE, ECHO, CLOSING, WAIT_FIN, IDLE, VERIFY, WARM = range(8)
 
 
 class Conn:
-    __slots__ = ("buf", "deadline", "fd", "sock", "started", "state")
+    __slots__ = ("buf", "deadline", "fd", "inflater", "sock", "started", "state")
 
     def __init__(self, sock: socket.socket) -> None:
         self.sock = sock
@@ -495,6 +533,7 @@ class Conn:
         self.state = CONNECTING
         self.started = _perf()
         self.deadline = 0.0
+        self.inflater: zlib._Decompress | None = None
 
 
 def start_connect(host: str, port: int, ep: select.epoll, table: dict) -> Conn:
@@ -653,12 +692,23 @@ def emit(obj: dict) -> None:
 
 
 def job_idle(job: dict) -> None:
-    """Hold many idle connections; commands on stdin: ``open N``, ``verify``, ``quit``."""
+    """Hold many idle connections; commands on stdin: ``open N``, ``verify``, ``quit``.
+
+    With ``deflate`` the client offers permessage-deflate as browsers do, and
+    each connection, once open, exchanges one compressed JSON message each
+    way before it counts as open (its echo is inflated and checked); verify
+    sends another.
+    """
     host, port, path = job["host"], job["port"], job["path"]
     conc = job.get("concurrency", 64)
-    payload = make_payload(32, True)
-    echo_frames = frame_variants(0x1, payload)
-    req = request_bytes(host, port, path)
+    deflate = bool(job.get("deflate"))
+    payload = JSON_EVENT if deflate else make_payload(32, True)
+    echo_frames = (
+        [deflate_frame(payload) for _ in range(NVARIANTS)]
+        if deflate
+        else frame_variants(0x1, payload)
+    )
+    req = request_bytes(host, port, path, BROWSER_DEFLATE_OFFER if deflate else "")
     ep = select.epoll()
     table: dict[int, Conn] = {}
     stdin_fd = sys.stdin.fileno()
@@ -677,8 +727,15 @@ def job_idle(job: dict) -> None:
                 c.buf = buf
                 return
             head, buf = buf.split(b"\r\n\r\n", 1)
-            check_101(head)
-            c.state = IDLE
+            check_101(head, deflate)
+            if deflate:
+                # Whatever window the server compresses with, 15 bits inflates it.
+                c.inflater = zlib.decompressobj(-15)
+                s.send(echo_frames[i & 15])
+                i += 1
+                c.state = WARM
+            else:
+                c.state = IDLE
         frames, buf = parse_server_frames(buf)
         c.buf = buf
         for opcode, pl in frames:
@@ -686,11 +743,17 @@ def job_idle(job: dict) -> None:
                 s.send(client_frame(0xA, pl, os.urandom(4)))
             elif opcode == 0xA:
                 pass
-            elif c.state == VERIFY and opcode == 0x1 and pl == payload:
+            elif c.state in (VERIFY, WARM) and echoed(c, opcode, pl):
+                if c.state == VERIFY:
+                    verifying -= 1
                 c.state = IDLE
-                verifying -= 1
             else:
                 raise BenchError(f"unexpected frame {opcode} on an idle connection")
+
+    def echoed(c: Conn, opcode: int, pl: bytes) -> bool:
+        if c.inflater is not None and opcode == 0x41:
+            return c.inflater.decompress(pl + b"\x00\x00\xff\xff") == payload
+        return opcode == 0x1 and pl == payload
 
     line_buf = b""
     opened_total = 0
@@ -699,7 +762,7 @@ def job_idle(job: dict) -> None:
     verify_count = 0
     while True:
         # Keep up to `conc` handshakes in flight while opening.
-        in_flight = sum(1 for c in table.values() if c.state in (CONNECTING, HANDSHAKE))
+        in_flight = sum(1 for c in table.values() if c.state in (CONNECTING, HANDSHAKE, WARM))
         while pending_open and in_flight < conc:
             start_connect(host, port, ep, table)
             pending_open -= 1

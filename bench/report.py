@@ -140,6 +140,11 @@ def idle_held(results: dict, key: str) -> int | None:
     return min(held.values()) if held else None
 
 
+def m_zidle(r):
+    steps = sorted(int(k[4:]) for k in r if k.startswith("idle") and k[4:].isdigit())
+    return r[f"idle{steps[-1]}"]["kib_per_conn"]
+
+
 def m_idle_base(r):
     return r["rss_base_kib"] / 1024
 
@@ -190,7 +195,11 @@ def spread(s: dict | None) -> float | None:
 
 def order(results: dict) -> list[str]:
     keys = list(results["servers"])
-    return [k for k in keys if any(k in rnd for ph in ("tp", "idle") for rnd in results[ph])]
+    return [
+        k
+        for k in keys
+        if any(k in rnd for ph in ("tp", "idle", "zidle") for rnd in results.get(ph, []))
+    ]
 
 
 def label(results: dict, key: str) -> str:
@@ -497,6 +506,34 @@ def markdown(results: dict, chart_path: str | None, out_path: str) -> str:
             "RSS delta (VmRSS of the server process after the connections settled, minus "
             "before) divided by the number held; the connections were opened 64 at a time "
             "after a warm-up, and afterwards every one of them echoed a message.  Ratios here "
+            "are ours divided by theirs: lower is better."
+        )
+        add("")
+
+    if any(results.get("zidle", [])):
+        n = (results["config"].get("deflate_steps") or ["?"])[0]
+        add(f"### Memory per connection with permessage-deflate ({n:,} held)")
+        add("")
+        add(
+            "| server | KiB/conn, compression | KiB/conn, no compression (idle workload) "
+            "| vs websockets (its defaults) | vs Channels/uvicorn |"
+        )
+        add("|---|---|---|---|---|")
+        zkeys = [k for k in keys if any(k in rnd for rnd in results["zidle"])]
+        for k in zkeys:
+            plain = stats(results, "idle", k, m_idle(1000))
+            add(
+                f"| {label(results, k)} | {cell(stats(results, 'zidle', k, m_zidle))} | "
+                f"{cell(plain)} | {rcell(ratio(results, 'zidle', k, WEBSOCKETS, m_zidle))} | "
+                f"{rcell(ratio(results, 'zidle', k, CHANNELS_UVICORN, m_zidle))} |"
+            )
+        add("")
+        add(
+            "Each connection offered permessage-deflate as Chrome and Firefox do "
+            "(`permessage-deflate; client_max_window_bits`), then sent one compressed JSON "
+            "event (~330 bytes) and read its echo, compressed by the server, before the next "
+            "was opened; RSS delta per connection as above.  Every server runs with its own "
+            "default deflate parameters (uvicorn: `--ws-per-message-deflate true`).  Ratios "
             "are ours divided by theirs: lower is better."
         )
         add("")

@@ -190,6 +190,32 @@ def servers() -> list[Server]:
     ]
 
 
+def with_compression(spec: Server) -> Server | None:
+    """``spec`` as it runs for the compressed idle workload, or ``None`` if it has no deflate.
+
+    Each server runs with its own default permessage-deflate parameters:
+    this package and websockets negotiate by default (the throughput
+    workloads' websockets server turns it off), uvicorn is told to.
+    """
+    if spec.key.startswith("django-websocket"):
+        return spec
+    if spec.key == "websockets":
+        return Server(
+            spec.key,
+            spec.label,
+            spec.argv,
+            spec.path,
+            spec.needs,
+            spec.note,
+            env={**spec.env, "BENCH_COMPRESSION": "default"},
+        )
+    if spec.key == "channels-uvicorn":
+        argv = list(spec.argv)
+        argv[argv.index("--ws-per-message-deflate") + 1] = "true"
+        return Server(spec.key, spec.label, argv, spec.path, spec.needs, spec.note, env=spec.env)
+    return None
+
+
 # ----------------------------------------------------------------------
 # Processes
 
@@ -408,7 +434,7 @@ def run_job(job: dict, place: Placement, timeout: float = 120.0) -> dict:
 class IdleClient:
     """The load generator's ``idle`` job, steered line by line."""
 
-    def __init__(self, srv: Running, place: Placement, nofile: int) -> None:
+    def __init__(self, srv: Running, place: Placement, nofile: int, deflate: bool = False) -> None:
         job = {
             "kind": "idle",
             "host": HOST,
@@ -416,6 +442,7 @@ class IdleClient:
             "path": srv.spec.path,
             "nofile": nofile,
             "concurrency": 64,
+            "deflate": deflate,
         }
         self.proc = subprocess.Popen(
             [PY, str(LOADGEN), json.dumps(job)],
@@ -538,9 +565,19 @@ def throughput_round(
 
 
 def idle_round(
-    spec: Server, place: Placement, cfg: argparse.Namespace, nofile: int, extra_env: dict[str, str]
+    spec: Server,
+    place: Placement,
+    cfg: argparse.Namespace,
+    nofile: int,
+    extra_env: dict[str, str],
+    deflate: bool = False,
 ) -> dict:
-    """Hold IDLE_STEPS idle connections on a fresh server; RSS per connection, verify alive."""
+    """Hold idle connections on a fresh server; RSS per connection, verify alive.
+
+    Without ``deflate``: ``cfg.idle_steps`` connections, no extension.  With
+    it: ``cfg.deflate_steps`` connections, each offered permessage-deflate as a
+    browser does and having exchanged one compressed JSON message each way.
+    """
     srv = Running(spec, place, extra_env)
     out: dict[str, Any] = {}
     client = None
@@ -550,12 +587,13 @@ def idle_round(
         run_job({**base, "kind": "echo", "conns": 10, "duration": 0.2, "warmup": 0.0}, place)
         rss0 = settled_rss(srv)
         out["rss_base_kib"] = rss0
-        client = IdleClient(srv, place, nofile)
+        client = IdleClient(srv, place, nofile, deflate)
         opened = 0
         # A server that needs more descriptors per connection than the
         # open-files limit allows for the largest step holds as many as fit.
         room = (nofile - 200) // spec.fds_per_conn
-        steps = sorted({min(step, room // 500 * 500) for step in cfg.idle_steps})
+        wanted = cfg.deflate_steps if deflate else cfg.idle_steps
+        steps = sorted({min(step, room // 500 * 500) for step in wanted})
         for step in steps:
             r = client.command(f"open {step - opened}", timeout=600)
             opened = step
@@ -772,6 +810,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     p.add_argument("--skip-idle", action="store_true", help="skip the idle-capacity workload")
     p.add_argument(
+        "--deflate-idle",
+        type=int,
+        default=2000,
+        metavar="N",
+        help="connections held with permessage-deflate negotiated and one compressed "
+        "message each way (0 skips the workload)",
+    )
+    p.add_argument(
         "--no-ping-variant",
         action="store_true",
         help="also run django-websocket with keepalive pings off (idle memory)",
@@ -804,7 +850,9 @@ def main(argv: list[str] | None = None) -> int:
         cfg.rounds, cfg.idle_rounds = 1, 1
         cfg.duration, cfg.warmup = 0.25, 0.05
         cfg.idle_steps = (50,)
+        cfg.deflate_steps = (50,) if cfg.deflate_idle else ()
     else:
+        cfg.deflate_steps = (cfg.deflate_idle,) if cfg.deflate_idle else ()
         cfg.idle_steps = IDLE_STEPS
         if cfg.idle_rounds is None:
             cfg.idle_rounds = cfg.rounds
@@ -895,12 +943,14 @@ def main(argv: list[str] | None = None) -> int:
             "duration": cfg.duration,
             "warmup": cfg.warmup,
             "idle_steps": list(cfg.idle_steps),
+            "deflate_steps": list(cfg.deflate_steps),
             "quick": cfg.quick,
         },
         "servers": {s.key: {"label": s.label, "note": s.note} for s, _ in variants},
         "skipped": skipped,
         "tp": [],
         "idle": [],
+        "zidle": [],
         "failures": {},
     }
     for key, why in skipped.items():
@@ -951,6 +1001,18 @@ def main(argv: list[str] | None = None) -> int:
                     spec,
                     lambda spec=spec, env=env: idle_round(spec, place, cfg, nofile, env),
                 )
+    if cfg.deflate_steps:
+        zvariants = [(z, env) for z, env in ((with_compression(s), e) for s, e in variants) if z]
+        for rnd in range(max(cfg.idle_rounds, 1)):
+            order = zvariants[rnd % len(zvariants) :] + zvariants[: rnd % len(zvariants)]
+            print(f"round {rnd + 1}: idle with permessage-deflate", flush=True)
+            results["zidle"].append({})
+            for spec, env in order:
+                attempt(
+                    "zidle",
+                    spec,
+                    lambda spec=spec, env=env: idle_round(spec, place, cfg, nofile, env, True),
+                )
     results["machine"]["loadavg_end"] = os.getloadavg()
     results["wall_seconds"] = time.monotonic() - t_start
 
@@ -1000,7 +1062,7 @@ def brief(phase: str, r: dict) -> str:
             f"{r['large']['mib_per_s']:7.1f} MiB/s  conn10 "
             f"{r['connrate10']['conns_per_s']:6.0f}/s"
         )
-    steps = [k for k in r if k.startswith("idle")]
+    steps = [k for k in r if k.startswith("idle") and k[4:].isdigit()]
     return (
         "  ".join(f"{k} {r[k]['kib_per_conn']:.1f} KiB/conn" for k in steps)
         + f"  verified {r.get('verified')}"

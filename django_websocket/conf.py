@@ -12,6 +12,8 @@ WEBSOCKET_ACCEPT_ALL       ``False``               with the middleware: upgrade 
 WEBSOCKET_MAX_MESSAGE_SIZE ``1048576`` (1 MiB)     largest incoming message, after
                                                    decompression; ``None`` for no limit (1009)
 WEBSOCKET_COMPRESSION      ``True``                negotiate permessage-deflate (RFC 7692)
+                                                   with ``DeflateConfig()``'s parameters; a
+                                                   ``DeflateConfig`` for others; ``False``: off
 WEBSOCKET_PING_INTERVAL    ``20.0``                seconds between keepalive pings; ``None``
                                                    disables them
 WEBSOCKET_PING_TIMEOUT     ``20.0``                seconds to wait for the pong before closing
@@ -42,6 +44,8 @@ from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.core.signals import setting_changed
 
+from .protocol import DeflateConfig
+
 __all__ = ["DEFAULTS", "get", "validate"]
 
 DEFAULTS: dict[str, Any] = {
@@ -69,9 +73,15 @@ def _is_number(value: object) -> bool:
 
 def validate(name: str, value: Any) -> Any:
     """Check one setting's (or decorator option's) value; raise ``ImproperlyConfigured``."""
-    if name == "WEBSOCKET_ACCEPT_ALL" or name == "WEBSOCKET_COMPRESSION":
+    if name == "WEBSOCKET_ACCEPT_ALL":
         if not isinstance(value, bool):
             raise ImproperlyConfigured(f"{name} must be True or False, not {value!r}")
+    elif name == "WEBSOCKET_COMPRESSION":
+        if not isinstance(value, (bool, DeflateConfig)):
+            raise ImproperlyConfigured(
+                f"{name} must be True, False or a django_websocket.protocol.DeflateConfig, "
+                f"not {value!r}"
+            )
     elif name == "WEBSOCKET_MAX_MESSAGE_SIZE":
         if value is not None and (
             not isinstance(value, int) or isinstance(value, bool) or value < 0

@@ -8,6 +8,7 @@ from typing import Any, TypeVar, overload
 
 from django.http import HttpRequest, HttpResponseBadRequest
 
+from .protocol import DeflateConfig
 from .upgrade import UNSET, IsWebSocket, Options, is_upgrade_request, serve_websocket
 
 __all__ = ["accept_websocket", "require_websocket"]
@@ -66,7 +67,7 @@ def _decorator(required: bool) -> Any:
         *,
         subprotocols: Sequence[str] = (),
         max_message_size: int | None = UNSET,
-        compression: bool = UNSET,
+        compression: bool | DeflateConfig = UNSET,
         ping_interval: float | None = UNSET,
         ping_timeout: float | None = UNSET,
         close_timeout: float = UNSET,
@@ -100,7 +101,8 @@ Use bare (``@accept_websocket``) or with options
 (``@accept_websocket(subprotocols=["chat"], max_message_size=2**20, compression=True,
 ping_interval=20, ping_timeout=20, close_timeout=5, send_timeout=30, max_queue=16,
 origins=["https://example.com"])``);
-options override the ``WEBSOCKET_*`` settings for this view.  For an upgrade
+options override the ``WEBSOCKET_*`` settings for this view (``compression`` also takes a
+:class:`~django_websocket.protocol.DeflateConfig`).  For an upgrade
 request the view runs with ``request.websocket`` set; for a plain request it
 runs with ``request.websocket`` ``None``.  ``request.is_websocket()`` tells
 which.

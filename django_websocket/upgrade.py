@@ -26,7 +26,6 @@ from .protocol import (
     CloseCode,
     DeflateConfig,
     HandshakePolicy,
-    PerMessageDeflate,
     Reject,
     negotiate,
 )
@@ -168,6 +167,11 @@ _OPTION_SETTINGS = {
 }
 
 
+#: What ``WEBSOCKET_COMPRESSION = True`` (the default) agrees to: the
+#: protocol's defaults, chosen for memory per connection (see DeflateConfig).
+_DEFAULT_DEFLATE = DeflateConfig()
+
+
 def is_upgrade_request(request: HttpRequest) -> bool:
     """Whether the request asks for a WebSocket (``Upgrade: websocket``)."""
     return asks_for_websocket(str(request.META.get("HTTP_UPGRADE", "")))
@@ -270,7 +274,7 @@ def serve_websocket(
     compression = options.get("compression")
     policy = HandshakePolicy(
         subprotocols=tuple(options.subprotocols),
-        compression=DeflateConfig() if compression else None,
+        compression=_DEFAULT_DEFLATE if compression is True else compression or None,
         origin_allowed=_origin_checker(request, options.get("origins")),
     )
     result = negotiate(
@@ -288,13 +292,12 @@ def serve_websocket(
         )
         return _refusal(result)
 
-    deflate = PerMessageDeflate(result.deflate) if result.deflate is not None else None
     websocket = open_session(
         transport,
         result.response,
         options.session(),
         subprotocol=result.subprotocol,
-        deflate=deflate,
+        deflate=result.deflate,
     )
     if websocket is None:
         return WebSocketFinished()

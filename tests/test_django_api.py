@@ -31,7 +31,7 @@ def test_decorators_bare_and_with_options() -> None:
     [
         ({"max_message_size": -1}, "WEBSOCKET_MAX_MESSAGE_SIZE must be None or an integer >= 0"),
         ({"ping_interval": 0}, "WEBSOCKET_PING_INTERVAL must be None or a number of seconds > 0"),
-        ({"compression": "yes"}, "WEBSOCKET_COMPRESSION must be True or False"),
+        ({"compression": "yes"}, "WEBSOCKET_COMPRESSION must be True, False or a"),
         ({"origins": "https://a.example"}, "must be a list of origin strings"),
         ({"origins": ["a.example"]}, "entries need a scheme"),
         ({"close_timeout": -1}, "WEBSOCKET_CLOSE_TIMEOUT must be a number of seconds >= 0"),

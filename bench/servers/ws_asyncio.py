@@ -18,10 +18,13 @@ async def echo(websocket):
 
 
 async def main(port: int) -> None:
-    # compression=None: no permessage-deflate (the client never offers it
-    # either).  Other options are the library's defaults (1 MiB max_size,
+    # compression=None: no permessage-deflate (the throughput clients never
+    # offer it either); BENCH_COMPRESSION=default keeps the library's default
+    # ("deflate", its own window and memLevel) for the compressed idle
+    # workload.  Other options are the library's defaults (1 MiB max_size,
     # 20 s keepalive pings).
-    async with serve(echo, HOST, port, compression=None, backlog=2048) as server:
+    compression = "deflate" if os.environ.get("BENCH_COMPRESSION") == "default" else None
+    async with serve(echo, HOST, port, compression=compression, backlog=2048) as server:
         await server.serve_forever()
 
 

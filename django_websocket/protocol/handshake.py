@@ -15,7 +15,7 @@ import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from .deflate import DeflateConfig, DeflateParams, negotiate_deflate
+from .deflate import DeflateConfig, PerMessageDeflate, negotiate_deflate
 
 __all__ = [
     "GUID",
@@ -86,12 +86,17 @@ class HandshakePolicy:
 
 @dataclass(frozen=True, slots=True)
 class Accept:
-    """An accepted handshake: send ``response`` verbatim, then speak WebSocket."""
+    """An accepted handshake: send ``response`` verbatim, then speak WebSocket.
+
+    ``deflate`` is the connection's permessage-deflate codec, configured by
+    the policy's :class:`DeflateConfig` and the agreed parameters (its
+    ``params``), ready to hand to the connection; ``None`` when none was agreed.
+    """
 
     response: bytes
     headers: tuple[tuple[str, str], ...]
     subprotocol: str | None
-    deflate: DeflateParams | None
+    deflate: PerMessageDeflate | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -305,7 +310,9 @@ def negotiate(
             offers = parse_extensions(fields["sec-websocket-extensions"])
         except ValueError:
             offers = []  # a malformed header is declined, not refused
-        deflate = negotiate_deflate(offers, policy.compression)
+        params = negotiate_deflate(offers, policy.compression)
+        if params is not None:
+            deflate = PerMessageDeflate(params, policy.compression)
 
     response_headers: list[tuple[str, str]] = [
         ("Upgrade", "websocket"),
@@ -315,7 +322,7 @@ def negotiate(
     if subprotocol is not None:
         response_headers.append(("Sec-WebSocket-Protocol", subprotocol))
     if deflate is not None:
-        response_headers.append(("Sec-WebSocket-Extensions", deflate.response_header()))
+        response_headers.append(("Sec-WebSocket-Extensions", deflate.params.response_header()))
     response_headers.extend(extra_headers)
     for name, value in response_headers:
         if any(c in name + value for c in "\r\n\0"):

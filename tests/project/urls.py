@@ -4,6 +4,7 @@ from .testapp import views
 
 urlpatterns = [
     path("echo/", views.echo),
+    path("echo-uncompressed-under-4k/", views.echo_uncompressed_under_4k),
     path("subprotocol/", views.subprotocol),
     path("both/", views.both),
     path("whoami/", views.whoami),

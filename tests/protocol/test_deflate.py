@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import zlib
 
@@ -420,7 +421,7 @@ def test_deflate_params_response_header() -> None:
 
 
 def test_negotiate_deflate_directly() -> None:
-    config = DeflateConfig()
+    config = DeflateConfig(server_max_window_bits=15)
     assert negotiate_deflate([], config) is None
     assert negotiate_deflate([("other", [])], config) is None
     assert (
@@ -457,3 +458,189 @@ def test_decompress_errors_directly() -> None:
     assert deflate.decompress(BFINAL_HELLO[:7], None) == b"Hello"
     with pytest.raises(DecompressionError, match="after the end"):
         deflate.decompress(b"\x05", None)
+
+
+# ----------------------------------------------------------------------
+# Between messages the codec keeps only the two windows' bytes
+
+
+def _client_stream(bits: int) -> zlib._Compress:
+    return zlib.compressobj(6, zlib.DEFLATED, -bits, 8)
+
+
+def _client_message(compressor: zlib._Compress, data: bytes) -> bytes:
+    out = compressor.compress(data) + compressor.flush(zlib.Z_SYNC_FLUSH)
+    assert out.endswith(b"\x00\x00\xff\xff")
+    return out[:-4]
+
+
+def _inflate(kept: PerMessageDeflate, payload: bytes) -> bytes:
+    kept.start_message()
+    return kept.decompress(payload, None, final=True)
+
+
+@pytest.mark.parametrize("bits", [9, 13, 15])
+def test_a_client_stream_with_context_takeover_inflates_across_dropped_inflaters(
+    bits: int,
+) -> None:
+    # The client keeps one compressor for the whole connection and refers
+    # back to earlier messages; we keep no inflater between messages.
+    kept = codec(None, client_max_window_bits=bits)
+    client = _client_stream(bits)
+    messages = [
+        json.dumps(
+            {"n": i, "text": "the same words again " * (i % 7), "pad": "x" * (i * 37 % 900)}
+        ).encode()
+        for i in range(300)
+    ]
+    for message in messages:
+        assert _inflate(kept, _client_message(client, message)) == message
+        assert kept._decompressor is None
+        assert len(kept._history) <= 1 << bits
+    # The client's window was full: the kept bytes are exactly its tail.
+    assert kept._history == b"".join(messages)[-(1 << bits) :]
+
+
+def test_a_repeated_client_message_refers_back_and_still_inflates() -> None:
+    kept = codec(None, client_max_window_bits=15)
+    client = _client_stream(15)
+    message = json.dumps({"type": "chat.message", "text": "hello " * 40}).encode()
+    first = _client_message(client, message)
+    second = _client_message(client, message)
+    assert len(second) < len(first) // 4  # it is a back-reference to the first
+    assert _inflate(kept, first) == message
+    assert _inflate(kept, second) == message
+
+
+def test_a_fragmented_client_message_keeps_its_inflater_until_the_end() -> None:
+    kept = codec(None, client_max_window_bits=15)
+    client = _client_stream(15)
+    message = b"fragmented " * 300
+    payload = _client_message(client, message)
+    kept.start_message()
+    out = kept.decompress(payload[:50], None)
+    assert kept._decompressor is not None
+    out += kept.decompress(payload[50:], None, final=True)
+    assert out == message and kept._decompressor is None
+    again = _client_message(client, message)
+    assert _inflate(kept, again) == message
+
+
+def test_client_no_context_takeover_keeps_no_history() -> None:
+    kept = codec(None, client_no_context_takeover=True)
+    for _ in range(3):
+        client = _client_stream(15)  # the client resets its context every message
+        assert _inflate(kept, _client_message(client, b"abc" * 100)) == b"abc" * 100
+        assert kept._history == b""
+
+
+def test_a_client_stream_ended_with_a_final_block_starts_over_without_history() -> None:
+    kept = codec()
+    client = _client_stream(15)
+    assert _inflate(kept, _client_message(client, b"first " * 50)) == b"first " * 50
+    assert kept._history
+    closing = zlib.compressobj(6, zlib.DEFLATED, -15)
+    ended = closing.compress(b"ended " * 50) + closing.flush(zlib.Z_FINISH)
+    assert _inflate(kept, ended + b"\x00") == b"ended " * 50
+    assert kept._history == b""
+    fresh = _client_stream(15)
+    assert _inflate(kept, _client_message(fresh, b"new " * 50)) == b"new " * 50
+
+
+def test_an_empty_compressed_message_leaves_no_inflater() -> None:
+    kept = codec()
+    kept.start_message()
+    assert kept.decompress(b"", None, final=True) == b""
+    assert kept._decompressor is None
+
+
+def _client_view(bits: int) -> zlib._Decompress:
+    """What a browser keeps: one inflater for all of the server's messages."""
+    return zlib.decompressobj(-bits)
+
+
+def _received(inflater: zlib._Decompress, payload: bytes) -> bytes:
+    return inflater.decompress(payload + b"\x00\x00\xff\xff")
+
+
+@pytest.mark.parametrize("hold", [False, True])
+def test_our_messages_refer_back_across_compressors_and_the_client_inflates_them(
+    hold: bool,
+) -> None:
+    config = DeflateConfig(min_size=0, hold_compressor=hold)
+    kept = PerMessageDeflate(DeflateParams(server_max_window_bits=13), config)
+    client = _client_view(13)
+    message = json.dumps({"type": "presence", "users": [f"user{i}" for i in range(40)]}).encode()
+    first = kept.compress(message)
+    second = kept.compress(message)
+    assert len(second) < len(first) // 4  # the second refers to the first
+    assert _received(client, first) == message
+    assert _received(client, second) == message
+    if hold:
+        assert kept._compressor is not None and kept._sent == b""
+    else:
+        assert kept._compressor is None and kept._sent == message * 2
+
+
+def test_what_we_keep_of_our_window_is_bounded_by_it() -> None:
+    kept = PerMessageDeflate(DeflateParams(server_max_window_bits=9), DeflateConfig(min_size=0))
+    client = _client_view(9)
+    sent = b""
+    for i in range(200):
+        message = f"message {i} ".encode() * (i % 13 + 1)
+        assert _received(client, kept.compress(message)) == message
+        sent += message
+        assert len(kept._sent) <= 512
+    assert kept._sent == sent[-512:]
+
+
+def test_server_no_context_takeover_keeps_nothing() -> None:
+    kept = PerMessageDeflate(
+        DeflateParams(server_no_context_takeover=True), DeflateConfig(min_size=0)
+    )
+    message = b"repeat me " * 30
+    first, second = kept.compress(message), kept.compress(message)
+    assert first == second  # no reference to the first message
+    assert kept._compressor is None and kept._sent == b""
+    assert zlib.decompressobj(-15).decompress(second + b"\x00\x00\xff\xff") == message
+
+
+def test_every_config_field_reaches_the_codec() -> None:
+    message = json.dumps({"payload": "abcdefgh" * 64}).encode()
+    stored = PerMessageDeflate(DeflateParams(), DeflateConfig(compression_level=0, min_size=1))
+    packed = PerMessageDeflate(DeflateParams(), DeflateConfig(compression_level=9, min_size=1))
+    assert len(stored.compress(message)) > len(message)  # level 0: stored blocks
+    assert len(packed.compress(message)) < len(message) // 4
+    assert stored.min_size == 1
+    small_memory = PerMessageDeflate(
+        DeflateParams(), DeflateConfig(memory_level=1, hold_compressor=True, min_size=0)
+    )
+    assert (
+        zlib.decompressobj(-15).decompress(small_memory.compress(message) + b"\x00\x00\xff\xff")
+        == message
+    )
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"compression_level": 10}, "compression_level must be between -1 and 9"),
+        ({"memory_level": 0}, "memory_level must be between 1 and 9"),
+        ({"min_size": -1}, "min_size must be >= 0"),
+    ],
+)
+def test_config_rejects_values_zlib_would_refuse(kwargs: dict, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        DeflateConfig(**kwargs)
+
+
+def test_the_defaults_are_the_documented_memory_choice() -> None:
+    config = DeflateConfig()
+    assert (config.server_max_window_bits, config.client_max_window_bits) == (13, 13)
+    assert (config.compression_level, config.memory_level, config.hold_compressor) == (6, 2, False)
+    # A browser offers client_max_window_bits: it is asked for 13 bits too.
+    params = negotiate_deflate([("permessage-deflate", [("client_max_window_bits", None)])], config)
+    assert params is not None
+    assert params.response_header() == (
+        "permessage-deflate; server_max_window_bits=13; client_max_window_bits=13"
+    )

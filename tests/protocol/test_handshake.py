@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
 from collections.abc import Iterable, Mapping
 
 import pytest
@@ -26,6 +27,14 @@ KEY = "dGhlIHNhbXBsZSBub25jZQ=="  # RFC 6455 section 1.3
 ACCEPT = "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
 
 Headers = Mapping[str, str] | Iterable[tuple[str, str]]
+
+#: zlib's own window and no request to the client: the negotiation tests below
+#: state their expectations against it (the shipped defaults are tested apart).
+WIDE = DeflateConfig(server_max_window_bits=15, client_max_window_bits=None)
+
+
+def wide_with(**changes: object) -> DeflateConfig:
+    return dataclasses.replace(WIDE, **changes)  # type: ignore[arg-type]
 
 
 def request(**overrides: str | None) -> dict[str, str]:
@@ -111,7 +120,12 @@ def test_default_policy_is_used_when_none_given() -> None:
             Origin="https://anywhere.example", **{"Sec-WebSocket-Extensions": "permessage-deflate"}
         )
     )
-    assert result.deflate == DeflateParams()
+    # The shipped defaults: a 13-bit window, stated since the client did not
+    # ask for one; the client, which did not offer client_max_window_bits,
+    # keeps its full window.
+    assert result.deflate.params == DeflateParams(
+        server_max_window_bits=13, state_server_max_window_bits=True
+    )
 
 
 def test_headers_as_pairs_and_names_case_insensitive() -> None:
@@ -334,7 +348,7 @@ def _deflate(offer: str | None, config: DeflateConfig | None = None) -> Accept:
     headers = request()
     if offer is not None:
         headers["Sec-WebSocket-Extensions"] = offer
-    policy = HandshakePolicy(compression=config if config is not None else DeflateConfig())
+    policy = HandshakePolicy(compression=config if config is not None else WIDE)
     return accepted(headers, policy)
 
 
@@ -344,7 +358,7 @@ def _ext_header(result: Accept) -> str | None:
 
 def test_deflate_plain_offer() -> None:
     result = _deflate("permessage-deflate")
-    assert result.deflate == DeflateParams()
+    assert result.deflate.params == DeflateParams()
     assert _ext_header(result) == "permessage-deflate"
 
 
@@ -367,88 +381,88 @@ def test_deflate_refused_by_policy() -> None:
         # server_no_context_takeover (7.1.1.1): echoed when offered.
         (
             "permessage-deflate; server_no_context_takeover",
-            DeflateConfig(),
+            WIDE,
             "permessage-deflate; server_no_context_takeover",
         ),
         # ... and the server MAY add it on its own.
         (
             "permessage-deflate",
-            DeflateConfig(server_no_context_takeover=True),
+            wide_with(server_no_context_takeover=True),
             "permessage-deflate; server_no_context_takeover",
         ),
         # client_no_context_takeover (7.1.1.2): echoed, or added by the server.
         (
             "permessage-deflate; client_no_context_takeover",
-            DeflateConfig(),
+            WIDE,
             "permessage-deflate; client_no_context_takeover",
         ),
         (
             "permessage-deflate",
-            DeflateConfig(client_no_context_takeover=True),
+            wide_with(client_no_context_takeover=True),
             "permessage-deflate; client_no_context_takeover",
         ),
         # server_max_window_bits (7.1.2.1): the same or a smaller value.
         (
             "permessage-deflate; server_max_window_bits=10",
-            DeflateConfig(),
+            WIDE,
             "permessage-deflate; server_max_window_bits=10",
         ),
         (
             "permessage-deflate; server_max_window_bits=15",
-            DeflateConfig(),
+            WIDE,
             "permessage-deflate; server_max_window_bits=15",
         ),
         (
             "permessage-deflate; server_max_window_bits=14",
-            DeflateConfig(server_max_window_bits=12),
+            wide_with(server_max_window_bits=12),
             "permessage-deflate; server_max_window_bits=12",
         ),
         (
             "permessage-deflate; server_max_window_bits=9",
-            DeflateConfig(server_max_window_bits=12),
+            wide_with(server_max_window_bits=12),
             "permessage-deflate; server_max_window_bits=9",
         ),
         # The server may state its window even when the client did not ask.
         (
             "permessage-deflate",
-            DeflateConfig(server_max_window_bits=11),
+            wide_with(server_max_window_bits=11),
             "permessage-deflate; server_max_window_bits=11",
         ),
         # client_max_window_bits (7.1.2.2): valueless, the client only says it
         # supports the parameter; the server states one only if it wants one.
-        ("permessage-deflate; client_max_window_bits", DeflateConfig(), "permessage-deflate"),
+        ("permessage-deflate; client_max_window_bits", WIDE, "permessage-deflate"),
         (
             "permessage-deflate; client_max_window_bits",
-            DeflateConfig(client_max_window_bits=10),
+            wide_with(client_max_window_bits=10),
             "permessage-deflate; client_max_window_bits=10",
         ),
         (
             "permessage-deflate; client_max_window_bits=12",
-            DeflateConfig(client_max_window_bits=10),
+            wide_with(client_max_window_bits=10),
             "permessage-deflate; client_max_window_bits=10",
         ),
         # "a value equal to or smaller than the received value".
         (
             "permessage-deflate; client_max_window_bits=9",
-            DeflateConfig(client_max_window_bits=12),
+            wide_with(client_max_window_bits=12),
             "permessage-deflate; client_max_window_bits=9",
         ),
         (
             "permessage-deflate; client_max_window_bits=8",
-            DeflateConfig(client_max_window_bits=12),
+            wide_with(client_max_window_bits=12),
             "permessage-deflate; client_max_window_bits=8",
         ),
         # A hint with no server limit: the parameter is not stated.
-        ("permessage-deflate; client_max_window_bits=11", DeflateConfig(), "permessage-deflate"),
+        ("permessage-deflate; client_max_window_bits=11", WIDE, "permessage-deflate"),
         # Without the parameter in the offer, it MUST NOT appear in the response.
-        ("permessage-deflate", DeflateConfig(client_max_window_bits=10), "permessage-deflate"),
+        ("permessage-deflate", wide_with(client_max_window_bits=10), "permessage-deflate"),
     ],
 )
 def test_deflate_parameters(offer: str, config: DeflateConfig, expected: str) -> None:
     result = _deflate(offer, config)
     assert result.deflate is not None
     assert _ext_header(result) == expected
-    assert result.deflate.response_header() == expected
+    assert result.deflate.params.response_header() == expected
 
 
 def test_deflate_all_four_parameters() -> None:
@@ -456,8 +470,8 @@ def test_deflate_all_four_parameters() -> None:
         "permessage-deflate; server_no_context_takeover; client_no_context_takeover; "
         "server_max_window_bits=10; client_max_window_bits"
     )
-    result = _deflate(offer, DeflateConfig(client_max_window_bits=11))
-    assert result.deflate == DeflateParams(
+    result = _deflate(offer, wide_with(client_max_window_bits=11))
+    assert result.deflate.params == DeflateParams(
         server_no_context_takeover=True,
         client_no_context_takeover=True,
         server_max_window_bits=10,
@@ -475,7 +489,7 @@ def test_deflate_client_hint_without_server_limit_keeps_full_window() -> None:
     # The client may still use any window up to 15 bits: inflate with 15.
     result = _deflate("permessage-deflate; client_max_window_bits=9")
     assert result.deflate is not None
-    assert result.deflate.client_max_window_bits == 15
+    assert result.deflate.params.client_max_window_bits == 15
 
 
 @pytest.mark.parametrize(
@@ -504,7 +518,7 @@ def test_deflate_client_hint_without_server_limit_keeps_full_window() -> None:
     ],
 )
 def test_invalid_offer_declined(offer: str) -> None:
-    result = _deflate(offer, DeflateConfig(client_max_window_bits=12))
+    result = _deflate(offer, wide_with(client_max_window_bits=12))
     assert result.deflate is None
     assert _ext_header(result) is None
 
@@ -560,7 +574,7 @@ def test_several_offers(offer: str, expected: str) -> None:
     ],
 )
 def test_quoted_string_values(offer: str, expected: str) -> None:
-    assert _ext_header(_deflate(offer, DeflateConfig(client_max_window_bits=12))) == expected
+    assert _ext_header(_deflate(offer, wide_with(client_max_window_bits=12))) == expected
 
 
 def test_quoted_invalid_value_declined() -> None:
@@ -596,7 +610,9 @@ def test_repeated_extension_fields_combined() -> None:
         ("Sec-WebSocket-Extensions", "permessage-deflate; client_no_context_takeover"),
     ]
     result = accepted(pairs)
-    assert _ext_header(result) == "permessage-deflate; client_no_context_takeover"
+    assert _ext_header(result) == (
+        "permessage-deflate; client_no_context_takeover; server_max_window_bits=13"
+    )
 
 
 # ----------------------------------------------------------------------
@@ -618,7 +634,7 @@ def test_response_header_order_and_extra_headers() -> None:
         b"Connection: Upgrade\r\n"
         b"Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n"
         b"Sec-WebSocket-Protocol: chat\r\n"
-        b"Sec-WebSocket-Extensions: permessage-deflate\r\n"
+        b"Sec-WebSocket-Extensions: permessage-deflate; server_max_window_bits=13\r\n"
         b"Set-Cookie: a=b; Path=/\r\n"
         b"X-Trace: 1\r\n"
         b"\r\n"

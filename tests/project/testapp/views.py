@@ -9,6 +9,7 @@ from django.db import connection, transaction
 from django.http import HttpResponse
 
 from django_websocket import accept_websocket, require_websocket
+from django_websocket.protocol import DeflateConfig
 
 EVENTS = []
 
@@ -30,6 +31,12 @@ got_request_exception.connect(_on_exception)
 
 @require_websocket
 def echo(request):
+    for message in request.websocket:
+        request.websocket.send(message)
+
+
+@require_websocket(compression=DeflateConfig(min_size=4096))
+def echo_uncompressed_under_4k(request):
     for message in request.websocket:
         request.websocket.send(message)
 
