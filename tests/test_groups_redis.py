@@ -40,6 +40,7 @@ from test_groups import (
     send_from_view,
     wait_for,
 )
+from test_groups_close import Browser, closed_with, count, member_views_ended, still_open
 from websockets.sync.client import ClientConnection
 
 PREFIX = "dwtest"
@@ -140,13 +141,17 @@ def servers(
 
 
 def members_on_every_worker(
-    stack: contextlib.ExitStack, server: ServerProcess, name: str, workers: int = 2
+    stack: contextlib.ExitStack,
+    server: ServerProcess,
+    name: str,
+    workers: int = 2,
+    cookie: str | None = None,
 ) -> list[tuple[ClientConnection, int]]:
     """One member on each of gunicorn's workers (connections to a worker already seen close)."""
     clients: dict[int, ClientConnection] = {}
     for _ in range(40):
         connection = contextlib.ExitStack()
-        ws, pid = connection.enter_context(member(server, name))
+        ws, pid = connection.enter_context(member(server, name, cookie=cookie))
         if pid in clients:
             connection.close()
             continue
@@ -238,6 +243,122 @@ def test_a_management_command_reaches_sockets_of_running_servers(
             received = receive_until(ws, {"cmd end"})
             assert received == [f"cmd {i}" for i in range(20)] + ["cmd end"]
         assert_silent(*(ws for ws, _ in clients))
+
+
+def test_close_from_a_management_command_reaches_every_process(
+    servers: tuple[ServerProcess, ServerProcess], redis_server: RedisServer, db_path: str
+) -> None:
+    entrypoint, gunicorn = servers
+    starts = {entrypoint: len(entrypoint.log()), gunicorn: len(gunicorn.log())}
+    with contextlib.ExitStack() as stack:
+        clients = [stack.enter_context(member(entrypoint, "to-close"))]
+        clients += members_on_every_worker(stack, gunicorn, "to-close")
+        others = [ws for ws, _ in members_on_every_worker(stack, gunicorn, "stays")]
+        assert len({pid for _, pid in clients}) == 3
+        wait_for(lambda: count(entrypoint, "to-close") == 3, what="the count of 3")
+        command = [sys.executable, "-m", "django", "websocket_close_group", "to-close"]
+        result = subprocess.run(
+            [*command, "--code", "4000", "--reason", "room closed"],
+            cwd=str(TESTS_DIR),
+            env=project_env(TEST_DB_PATH=db_path, TEST_GROUPS=groups_setting(redis_server)),
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert result.returncode == 0, result.stderr
+        assert result.stdout.strip() == "closed group to-close with 4000 'room closed'"
+        for ws, _ in clients:
+            assert closed_with(ws) == (4000, "room closed")
+        for ws in others:
+            still_open(ws)
+        wait_for(lambda: count(gunicorn, "to-close") == 0, what="the count to drop to 0")
+        assert count(gunicorn, "stays") == 2
+
+        # A bad code is refused before anything is published.
+        result = subprocess.run(
+            [*command, "--code", "1006"],
+            cwd=str(TESTS_DIR),
+            env=project_env(TEST_DB_PATH=db_path, TEST_GROUPS=groups_setting(redis_server)),
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert result.returncode == 1 and "1006 may not be sent" in result.stderr
+    # Every view saw its socket closed with the code, in both servers.
+    wait_for(lambda: member_views_ended(entrypoint, 4000, starts[entrypoint]) == 1)
+    wait_for(lambda: member_views_ended(gunicorn, 4000, starts[gunicorn]) == 2)
+    for server in (entrypoint, gunicorn):
+        assert "Traceback" not in server.log()[starts[server] :]
+
+
+def test_logout_in_one_process_closes_that_sessions_sockets_in_every_process(
+    servers: tuple[ServerProcess, ServerProcess],
+) -> None:
+    entrypoint, gunicorn = servers
+    alice = Browser(gunicorn).login("alice")
+    bob = Browser(gunicorn).login("bob")
+    with contextlib.ExitStack() as stack:
+        tabs = [ws for ws, _ in members_on_every_worker(stack, gunicorn, "r", cookie=alice.cookie)]
+        tabs.append(stack.enter_context(member(entrypoint, "r", cookie=alice.cookie))[0])
+        bobs = [ws for ws, _ in members_on_every_worker(stack, gunicorn, "r", cookie=bob.cookie)]
+        # The logout request is served by the entrypoint: a third process.
+        status, body = entrypoint.http_get("/logout/", headers={"Cookie": alice.cookie})
+        assert (status, body) == (200, b"logged out")
+        for ws in tabs:
+            assert closed_with(ws) == (4401, "logged out")
+        for ws in bobs:
+            still_open(ws)
+
+
+def test_count_across_processes_follows_joins_and_leaves(
+    servers: tuple[ServerProcess, ServerProcess],
+) -> None:
+    entrypoint, gunicorn = servers
+    assert count(gunicorn, "census") == 0
+    with contextlib.ExitStack() as stack:
+        first, _ = stack.enter_context(member(entrypoint, "census"))
+        assert count(gunicorn, "census") == 1  # written before add() returned
+        clients = members_on_every_worker(stack, gunicorn, "census")
+        assert count(entrypoint, "census") == count(gunicorn, "census") == 3
+        clients[0][0].send("leave census")
+        assert clients[0][0].recv(timeout=5) == "left census"
+        assert count(entrypoint, "census") == 2
+        clients[0][0].send("join census")
+        assert clients[0][0].recv(timeout=5) == "joined census"
+        assert count(entrypoint, "census") == 3
+        first.close()
+        wait_for(lambda: count(gunicorn, "census") == 2, what="the closed client to leave")
+    wait_for(lambda: count(entrypoint, "census") == 0, what="everyone to leave")
+
+
+def test_a_killed_worker_stops_being_counted_within_count_ttl(
+    db_path: str, redis_server: RedisServer
+) -> None:
+    ttl = 1.5
+    setting = json.dumps(
+        {"BACKEND": "redis", "URL": redis_server.url, "PREFIX": "dwkill", "COUNT_TTL": ttl}
+    )
+    port = free_port()
+    gunicorn = ServerProcess(
+        gunicorn_command(port, "gevent", "--graceful-timeout", "3", workers=2),
+        port,
+        project_env(TEST_DB_PATH=db_path, TEST_GROUPS=setting),
+    )
+    try:
+        with contextlib.ExitStack() as stack:
+            clients = members_on_every_worker(stack, gunicorn, "doomed")
+            assert count(gunicorn, "doomed") == 2
+            # Longer than the TTL: the heartbeat keeps the live workers counted.
+            time.sleep(ttl * 2)
+            assert count(gunicorn, "doomed") == 2
+            (_, pid), (survivor, _) = clients
+            os.kill(pid, signal.SIGKILL)  # no goodbye: its count stays in Redis
+            killed_at = time.monotonic()
+            wait_for(lambda: count(gunicorn, "doomed") == 1, ttl + 3, "the dead worker's count")
+            assert time.monotonic() - killed_at <= ttl + 1.0
+            still_open(survivor)
+    finally:
+        gunicorn.stop()
 
 
 def count_in_log(server: ServerProcess, pattern: str, start: int) -> list[re.Match[str]]:
