@@ -18,14 +18,14 @@ shutdown, ``groups.close``).  Each exactly once per session whose view ran,
 in the view's greenlet or thread.  ``sender`` is the view function;
 ``close_code`` is :attr:`WebSocket.close_code` at the end (1006 for a lost
 connection); ``duration`` the session's length in seconds.  A receiver that
-raises is logged and does not affect the session or the other receivers.
+raises is logged by Django (``django.dispatch``, ERROR) and affects neither
+the session nor the other receivers.
 
 :func:`stats` counts this process's open sessions, by view name.
 """
 
 from __future__ import annotations
 
-import logging
 import threading
 import time
 from collections.abc import Callable
@@ -37,8 +37,6 @@ from django.http import HttpRequest
 from .server.websocket import WebSocket
 
 __all__ = ["stats", "websocket_connected", "websocket_disconnected"]
-
-logger = logging.getLogger("django_websocket")
 
 websocket_connected = Signal()
 """Sent with ``request`` and ``websocket`` when a session starts (``sender``: the view)."""
@@ -114,10 +112,6 @@ class Session:
 
 
 def _send(signal: Signal, sender: Any, **kwargs: Any) -> None:
-    for receiver, result in signal.send_robust(sender, **kwargs):
-        if isinstance(result, Exception):
-            logger.error(
-                "WebSocket signal receiver %r raised",
-                receiver,
-                exc_info=(type(result), result, result.__traceback__),
-            )
+    # send_robust logs a receiver's exception (ERROR, with its traceback, on the
+    # django.dispatch logger) and goes on with the other receivers.
+    signal.send_robust(sender, **kwargs)

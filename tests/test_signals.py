@@ -161,3 +161,53 @@ def test_prometheus_recipe(server: ServerProcess) -> None:
     after = scrape(server)
     assert after[durations] == before.get(durations, 0) + 1
     assert open_echo not in after  # no echo session open: no sample
+
+
+# ----------------------------------------------------------------------
+# In the test process: receivers that raise, and "once" however often the end is reported
+
+
+def _a_view(request: object) -> None:
+    """Stands for the view the signals name."""
+
+
+def test_a_receiver_that_raises_is_logged_and_the_others_still_run(
+    django_settings: None, caplog: pytest.LogCaptureFixture
+) -> None:
+    from django.test import RequestFactory
+    from test_groups_close import threaded_websocket
+
+    import django_websocket
+    from django_websocket.signals import Session, websocket_connected, websocket_disconnected
+
+    ended: list[int | None] = []
+
+    def broken(**kwargs: object) -> None:
+        raise RuntimeError("the metrics backend is down")
+
+    def record(close_code: int | None, **kwargs: object) -> None:
+        ended.append(close_code)
+
+    websocket_connected.connect(broken)
+    websocket_disconnected.connect(broken)
+    websocket_disconnected.connect(record)
+    try:
+        with threaded_websocket() as (websocket, _, client):
+            session = Session(RequestFactory().get("/x/"), _a_view, websocket)  # type: ignore[arg-type]
+            session.start()
+            assert django_websocket.stats() == {
+                "open": 1,
+                "by_view": {"test_signals._a_view": 1},
+            }
+            client.close()  # the peer leaves
+            websocket.finish()  # type: ignore[attr-defined]
+            session.end()
+            session.end()  # a second report of the same end changes nothing
+    finally:
+        websocket_connected.disconnect(broken)
+        websocket_disconnected.disconnect(broken)
+        websocket_disconnected.disconnect(record)
+    assert ended == [1006]
+    assert django_websocket.stats() == {"open": 0, "by_view": {}}
+    raised = [r for r in caplog.records if r.exc_info and "metrics backend" in str(r.exc_info[1])]
+    assert len(raised) == 2 and all(r.levelname == "ERROR" for r in raised)
