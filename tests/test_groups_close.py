@@ -154,6 +154,21 @@ def test_setting_validation() -> None:
     assert conf.validate("WEBSOCKET_GROUPS", {"COUNT_TTL": 0.5}) == {"COUNT_TTL": 0.5}
 
 
+def test_the_command_says_when_it_cannot_reach_any_server(django_settings: None) -> None:
+    import io
+
+    from django.core.management import CommandError, call_command
+
+    out, err = io.StringIO(), io.StringIO()
+    call_command("websocket_close_group", "room", "--code", "4000", stdout=out, stderr=err)
+    assert out.getvalue() == "closed group room with 4000\n"
+    assert "in-process backend: a command reaches no server's sockets" in err.getvalue()
+    with pytest.raises(CommandError, match="1005 may not be sent"):
+        call_command("websocket_close_group", "room", "--code", "1005")
+    with pytest.raises(CommandError, match="123 bytes"):
+        call_command("websocket_close_group", "room", "--reason", "x" * 124)
+
+
 # ----------------------------------------------------------------------
 # Threads: a view sending without pause while another thread closes its group
 

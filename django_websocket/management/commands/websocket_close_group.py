@@ -6,7 +6,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from ... import groups
+from ... import conf, groups
 
 
 class Command(BaseCommand):
@@ -31,3 +31,8 @@ class Command(BaseCommand):
         except (TypeError, ValueError, groups.BackendUnavailable) as exc:
             raise CommandError(str(exc)) from exc
         self.stdout.write(f"closed group {name} with {code}" + (f" {reason!r}" if reason else ""))
+        if conf.get("WEBSOCKET_GROUPS").get("BACKEND", "inprocess") == "inprocess":
+            self.stderr.write(
+                "WEBSOCKET_GROUPS uses the in-process backend: a command reaches no server's "
+                "sockets (configure the Redis backend, see docs/groups.md)"
+            )
