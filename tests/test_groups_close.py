@@ -154,6 +154,20 @@ def test_setting_validation() -> None:
     assert conf.validate("WEBSOCKET_GROUPS", {"COUNT_TTL": 0.5}) == {"COUNT_TTL": 0.5}
 
 
+def test_the_redis_wire_format_of_a_close_request() -> None:
+    from django_websocket.groups._hub import CloseRequest
+    from django_websocket.groups._redis import decode, encode
+
+    data = encode(CloseRequest(4000, "salle fermée"))
+    assert data == b"c\x0f\xa0" + "salle fermée".encode()
+    decoded = decode(data)
+    assert isinstance(decoded, CloseRequest)
+    assert (decoded.code, decoded.reason) == (4000, "salle fermée")
+    for bad in (b"c", b"c\x0f", b"c\x0f\xa0\xff"):
+        with pytest.raises(ValueError):
+            decode(bad)
+
+
 def test_the_command_says_when_it_cannot_reach_any_server(django_settings: None) -> None:
     import io
 
