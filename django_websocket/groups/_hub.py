@@ -11,6 +11,10 @@ thread that ends when the queue is empty, for WebSockets of threaded
 servers.  A member whose queue reaches its bound is a client that cannot
 keep up: it leaves all its groups and is closed with 1013.
 
+A member told to close (:meth:`Hub.close`) leaves its groups at once; its
+task writes what was queued before, then closes the WebSocket with the
+code and reason given, through the WebSocket's own ``close()``.
+
 A member's tasks run where its WebSocket lives: in the gevent hub that
 serves it, even when the message comes from another thread (a test's, or
 the Redis reader's in a process without monkey-patching).
@@ -304,11 +308,6 @@ class Hub:
         """How many of this process's WebSockets are members of ``name``."""
         with self._lock:
             return len(self._groups.get(name, ()))
-
-    def counts(self) -> dict[str, int]:
-        """The number of local members of every group that has some here."""
-        with self._lock:
-            return {name: len(members) for name, members in self._groups.items()}
 
     # ------------------------------------------------------------------
     # Delivery
