@@ -522,3 +522,26 @@ def test_threaded_process_resubscribes_after_a_restart_and_warns(
     assert back and all(level == "WARNING" for _, level in back), records
     lost = [(m, level) for m, level in records.items() if " lost " in m]
     assert lost and all(level == "WARNING" for _, level in lost), records
+
+
+def test_threaded_process_close_and_count_through_redis(
+    django_settings: None, redis_server: RedisServer
+) -> None:
+    """Without gevent: the reader thread gets the close request, the member's thread closes."""
+    import struct
+
+    from django.test import override_settings
+    from test_groups_close import frames_until_close, threaded_websocket
+
+    from django_websocket import groups
+
+    setting = {"BACKEND": "redis", "URL": redis_server.url, "PREFIX": f"{PREFIX}-tclose"}
+    with override_settings(WEBSOCKET_GROUPS=setting), threaded_websocket() as (ws, reader, _):
+        groups.add("tclose", ws)  # type: ignore[arg-type]
+        assert groups.count("tclose") == 1
+        groups.send("tclose", "before")
+        groups.close("tclose", 4000, "bye")
+        frames = frames_until_close(reader)
+        assert frames == [(0x1, b"before"), (0x8, struct.pack("!H", 4000) + b"bye")]
+        wait_for(lambda: groups.count("tclose") == 0, what="the count to drop")
+        assert ws.closed  # type: ignore[attr-defined]
