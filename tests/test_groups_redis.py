@@ -22,6 +22,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from servers import (
@@ -545,3 +546,76 @@ def test_threaded_process_close_and_count_through_redis(
         assert frames == [(0x1, b"before"), (0x8, struct.pack("!H", 4000) + b"bye")]
         wait_for(lambda: groups.count("tclose") == 0, what="the count to drop")
         assert ws.closed  # type: ignore[attr-defined]
+
+
+# ----------------------------------------------------------------------
+# A real browser: headless Chromium logs out in one tab; its sockets on both workers close.
+
+OPEN_SOCKET = """
+var done = arguments[arguments.length - 1];
+window.sockets = window.sockets || [];
+var record = {pid: null, code: null, reason: null};
+window.sockets.push(record);
+var ws = new WebSocket("ws://" + location.host + "/groups/member/?g=browser-tabs");
+ws.onmessage = function (event) {
+  if (record.pid === null) { record.pid = JSON.parse(event.data).pid; done(record.pid); }
+};
+ws.onclose = function (event) { record.code = event.code; record.reason = event.reason; };
+"""
+
+
+@pytest.mark.browser
+def test_logout_in_a_browser_tab_closes_its_sockets_on_both_workers(
+    servers: tuple[ServerProcess, ServerProcess], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from legacy.test_legacy_browser import CHROMIUM_FLAGS, _browser_or_skip
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    chromium, chromedriver = _browser_or_skip()
+    _, gunicorn = servers
+    bob = Browser(gunicorn).login("bob")
+    options = webdriver.ChromeOptions()
+    options.binary_location = chromium
+    for flag in [*CHROMIUM_FLAGS, f"--user-data-dir={tmp_path / 'profile'}"]:
+        options.add_argument(flag)
+    service = Service(executable_path=chromedriver, log_output=str(tmp_path / "driver.log"))
+    monkeypatch.setenv("SE_OFFLINE", "true")  # Selenium Manager must not download anything
+    driver = webdriver.Chrome(options=options, service=service)
+    try:
+        with contextlib.ExitStack() as stack:
+            others = [
+                ws
+                for ws, _ in members_on_every_worker(
+                    stack, gunicorn, "browser-tabs", cookie=bob.cookie
+                )
+            ]
+            driver.get(gunicorn.url("/login/?user=alice", "http"))
+            assert "logged in" in driver.page_source
+            pids: set[int] = set()
+            for _ in range(40):  # each worker takes connections as they come: open until both have
+                pids.add(driver.execute_async_script(OPEN_SOCKET))
+                if len(pids) == 2:
+                    break
+            assert len(pids) == 2, pids
+            first_tab = driver.current_window_handle
+
+            driver.switch_to.new_window("tab")  # same browser, same session
+            driver.get(gunicorn.url("/logout/", "http"))
+            assert "logged out" in driver.page_source
+            driver.switch_to.window(first_tab)
+
+            def closed() -> list[tuple[object, object, object]]:
+                sockets = driver.execute_script("return window.sockets;")
+                return [(s["pid"], s["code"], s["reason"]) for s in sockets]
+
+            WebDriverWait(driver, 10, poll_frequency=0.05).until(
+                lambda _: all(code is not None for _, code, _ in closed()), "sockets still open"
+            )
+            assert {(code, reason) for _, code, reason in closed()} == {(4401, "logged out")}
+            assert {pid for pid, _, _ in closed()} == pids  # on both workers
+            for ws in others:  # another user's sockets on the same workers
+                still_open(ws)
+    finally:
+        driver.quit()
