@@ -28,6 +28,8 @@ __all__ = [
     "accept_websocket",
     "groups",
     "require_websocket",
+    "signals",
+    "stats",
 ]
 
 _LAZY = {
@@ -38,14 +40,17 @@ _LAZY = {
     "ConnectionClosed": "django_websocket.exceptions",
     "MalformedWebSocket": "django_websocket.exceptions",
     "groups": "django_websocket.groups",  # a module: imported as a whole
+    "signals": "django_websocket.signals",  # a module too
+    "stats": "django_websocket.signals",
 }
 
 if TYPE_CHECKING:
-    from . import groups
+    from . import groups, signals
     from .decorators import accept_websocket, require_websocket
     from .exceptions import ConnectionClosed, MalformedWebSocket
     from .middleware import WebSocketMiddleware
     from .server.websocket import WebSocket
+    from .signals import stats
 
 
 def __getattr__(name: str) -> Any:

@@ -12,7 +12,8 @@ class DjangoWebSocketConfig(AppConfig):
     verbose_name = "WebSockets"
 
     def ready(self) -> None:
-        """Register the system checks."""
-        from . import checks
+        """Register the system checks, and the receiver that closes sockets on logout."""
+        from . import checks, groups
 
         checks.register()
+        assert groups.LOGOUT_CODE  # importing groups connects its user_logged_out receiver

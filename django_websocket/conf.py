@@ -32,7 +32,11 @@ WEBSOCKET_SHUTDOWN_TIMEOUT ``10.0``                the package's server exits wi
 WEBSOCKET_GROUPS           ``{}`` (in-process)     backend of ``django_websocket.groups``:
                                                    ``{"BACKEND": "redis", "URL": ...}``, keys
                                                    BACKEND URL PREFIX MAX_QUEUE
-                                                   MAX_QUEUE_BYTES OPTIONS (docs/groups.md)
+                                                   MAX_QUEUE_BYTES COUNT_TTL OPTIONS
+                                                   (docs/groups.md)
+WEBSOCKET_CLOSE_ON_LOGOUT  ``True``                Django's ``user_logged_out`` closes the
+                                                   WebSockets of that session, in every
+                                                   process, with 4401 "logged out"
 ========================== ======================= ===========================================
 """
 
@@ -60,9 +64,18 @@ DEFAULTS: dict[str, Any] = {
     "WEBSOCKET_ALLOWED_ORIGINS": [],
     "WEBSOCKET_SHUTDOWN_TIMEOUT": 10.0,
     "WEBSOCKET_GROUPS": {},
+    "WEBSOCKET_CLOSE_ON_LOGOUT": True,
 }
 
-_GROUPS_KEYS = ("BACKEND", "URL", "PREFIX", "MAX_QUEUE", "MAX_QUEUE_BYTES", "OPTIONS")
+_GROUPS_KEYS = (
+    "BACKEND",
+    "URL",
+    "PREFIX",
+    "MAX_QUEUE",
+    "MAX_QUEUE_BYTES",
+    "COUNT_TTL",
+    "OPTIONS",
+)
 _GROUPS_BACKENDS = ("inprocess", "redis")
 _GROUPS_URL_SCHEMES = ("redis://", "rediss://", "unix://")
 
@@ -73,7 +86,7 @@ def _is_number(value: object) -> bool:
 
 def validate(name: str, value: Any) -> Any:
     """Check one setting's (or decorator option's) value; raise ``ImproperlyConfigured``."""
-    if name == "WEBSOCKET_ACCEPT_ALL":
+    if name in ("WEBSOCKET_ACCEPT_ALL", "WEBSOCKET_CLOSE_ON_LOGOUT"):
         if not isinstance(value, bool):
             raise ImproperlyConfigured(f"{name} must be True or False, not {value!r}")
     elif name == "WEBSOCKET_COMPRESSION":
@@ -146,6 +159,10 @@ def _validate_groups(name: str, value: Any) -> None:
         if not isinstance(limit, int) or isinstance(limit, bool) or limit < 1:
             allowed = "None or an integer >= 1" if may_be_none else "an integer >= 1"
             raise ImproperlyConfigured(f"{name}[{key!r}] must be {allowed}, not {limit!r}")
+    if "COUNT_TTL" in value and (not _is_number(value["COUNT_TTL"]) or value["COUNT_TTL"] <= 0):
+        raise ImproperlyConfigured(
+            f"{name}['COUNT_TTL'] must be a number of seconds > 0, not {value['COUNT_TTL']!r}"
+        )
     options = value.get("OPTIONS")
     if options is not None and (
         not isinstance(options, dict) or not all(isinstance(key, str) for key in options)

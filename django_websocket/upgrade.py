@@ -20,7 +20,7 @@ from django.core.signals import got_request_exception
 from django.http import HttpRequest, HttpResponse
 from django.utils.http import is_same_domain
 
-from . import conf
+from . import conf, groups, signals
 from .exceptions import ConnectionClosed
 from .protocol import (
     CloseCode,
@@ -341,10 +341,21 @@ def _run_view(
     kwargs: dict[str, Any],
     websocket: WebSocket,
 ) -> HttpResponse:
-    """Run the view with ``request.websocket``, then close with a code saying how it ended."""
+    """Run the view with ``request.websocket``, then close with a code saying how it ended.
+
+    Around the view: the socket joins its session's groups (so that logout
+    and ``groups.close_user`` reach it), and the session's signals are sent,
+    ``websocket_disconnected`` after the socket is released, however it ended.
+    """
     request.websocket = websocket  # type: ignore[attr-defined]
     code, reason = CloseCode.NORMAL_CLOSURE, ""
+    session = signals.Session(request, view, websocket)
     try:
+        try:
+            groups.join_session_groups(request, websocket)
+        except Exception:
+            logger.exception("WebSocket for %s: could not join its session's groups", request.path)
+        session.start()
         try:
             view(request, *args, **kwargs)
         except ConnectionClosed as exc:
@@ -373,5 +384,8 @@ def _run_view(
         code, reason = CloseCode.GOING_AWAY, "server shutting down"
         raise
     finally:
-        websocket.finish(code, reason)
+        try:
+            websocket.finish(code, reason)
+        finally:
+            session.end()
     return WebSocketFinished()

@@ -36,9 +36,20 @@ def member_path(*names: str) -> str:
 
 
 @contextlib.contextmanager
-def member(server: ServerProcess, *names: str) -> Iterator[tuple[ClientConnection, int]]:
-    """A client in groups ``names``, and the id of the server process that serves it."""
-    with connect(server.url(member_path(*names)), max_queue=None, open_timeout=10) as ws:
+def member(
+    server: ServerProcess, *names: str, cookie: str | None = None
+) -> Iterator[tuple[ClientConnection, int]]:
+    """A client in groups ``names``, and the id of the server process that serves it.
+
+    ``cookie``: a ``Cookie`` header to send (a logged-in session's).
+    """
+    headers = {"Cookie": cookie} if cookie else None
+    with connect(
+        server.url(member_path(*names)),
+        max_queue=None,
+        open_timeout=10,
+        additional_headers=headers,
+    ) as ws:
         hello = json.loads(ws.recv(timeout=10))
         assert hello["joined"] == list(names)
         yield ws, hello["pid"]

@@ -22,6 +22,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from servers import (
@@ -40,6 +41,7 @@ from test_groups import (
     send_from_view,
     wait_for,
 )
+from test_groups_close import Browser, closed_with, count, member_views_ended, still_open
 from websockets.sync.client import ClientConnection
 
 PREFIX = "dwtest"
@@ -140,13 +142,17 @@ def servers(
 
 
 def members_on_every_worker(
-    stack: contextlib.ExitStack, server: ServerProcess, name: str, workers: int = 2
+    stack: contextlib.ExitStack,
+    server: ServerProcess,
+    name: str,
+    workers: int = 2,
+    cookie: str | None = None,
 ) -> list[tuple[ClientConnection, int]]:
     """One member on each of gunicorn's workers (connections to a worker already seen close)."""
     clients: dict[int, ClientConnection] = {}
     for _ in range(40):
         connection = contextlib.ExitStack()
-        ws, pid = connection.enter_context(member(server, name))
+        ws, pid = connection.enter_context(member(server, name, cookie=cookie))
         if pid in clients:
             connection.close()
             continue
@@ -238,6 +244,122 @@ def test_a_management_command_reaches_sockets_of_running_servers(
             received = receive_until(ws, {"cmd end"})
             assert received == [f"cmd {i}" for i in range(20)] + ["cmd end"]
         assert_silent(*(ws for ws, _ in clients))
+
+
+def test_close_from_a_management_command_reaches_every_process(
+    servers: tuple[ServerProcess, ServerProcess], redis_server: RedisServer, db_path: str
+) -> None:
+    entrypoint, gunicorn = servers
+    starts = {entrypoint: len(entrypoint.log()), gunicorn: len(gunicorn.log())}
+    with contextlib.ExitStack() as stack:
+        clients = [stack.enter_context(member(entrypoint, "to-close"))]
+        clients += members_on_every_worker(stack, gunicorn, "to-close")
+        others = [ws for ws, _ in members_on_every_worker(stack, gunicorn, "stays")]
+        assert len({pid for _, pid in clients}) == 3
+        wait_for(lambda: count(entrypoint, "to-close") == 3, what="the count of 3")
+        command = [sys.executable, "-m", "django", "websocket_close_group", "to-close"]
+        result = subprocess.run(
+            [*command, "--code", "4000", "--reason", "room closed"],
+            cwd=str(TESTS_DIR),
+            env=project_env(TEST_DB_PATH=db_path, TEST_GROUPS=groups_setting(redis_server)),
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert result.returncode == 0, result.stderr
+        assert result.stdout.strip() == "closed group to-close with 4000 'room closed'"
+        for ws, _ in clients:
+            assert closed_with(ws) == (4000, "room closed")
+        for ws in others:
+            still_open(ws)
+        wait_for(lambda: count(gunicorn, "to-close") == 0, what="the count to drop to 0")
+        assert count(gunicorn, "stays") == 2
+
+        # A bad code is refused before anything is published.
+        result = subprocess.run(
+            [*command, "--code", "1006"],
+            cwd=str(TESTS_DIR),
+            env=project_env(TEST_DB_PATH=db_path, TEST_GROUPS=groups_setting(redis_server)),
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert result.returncode == 1 and "1006 may not be sent" in result.stderr
+    # Every view saw its socket closed with the code, in both servers.
+    wait_for(lambda: member_views_ended(entrypoint, 4000, starts[entrypoint]) == 1)
+    wait_for(lambda: member_views_ended(gunicorn, 4000, starts[gunicorn]) == 2)
+    for server in (entrypoint, gunicorn):
+        assert "Traceback" not in server.log()[starts[server] :]
+
+
+def test_logout_in_one_process_closes_that_sessions_sockets_in_every_process(
+    servers: tuple[ServerProcess, ServerProcess],
+) -> None:
+    entrypoint, gunicorn = servers
+    alice = Browser(gunicorn).login("alice")
+    bob = Browser(gunicorn).login("bob")
+    with contextlib.ExitStack() as stack:
+        tabs = [ws for ws, _ in members_on_every_worker(stack, gunicorn, "r", cookie=alice.cookie)]
+        tabs.append(stack.enter_context(member(entrypoint, "r", cookie=alice.cookie))[0])
+        bobs = [ws for ws, _ in members_on_every_worker(stack, gunicorn, "r", cookie=bob.cookie)]
+        # The logout request is served by the entrypoint: a third process.
+        status, body = entrypoint.http_get("/logout/", headers={"Cookie": alice.cookie})
+        assert (status, body) == (200, b"logged out")
+        for ws in tabs:
+            assert closed_with(ws) == (4401, "logged out")
+        for ws in bobs:
+            still_open(ws)
+
+
+def test_count_across_processes_follows_joins_and_leaves(
+    servers: tuple[ServerProcess, ServerProcess],
+) -> None:
+    entrypoint, gunicorn = servers
+    assert count(gunicorn, "census") == 0
+    with contextlib.ExitStack() as stack:
+        first, _ = stack.enter_context(member(entrypoint, "census"))
+        assert count(gunicorn, "census") == 1  # written before add() returned
+        clients = members_on_every_worker(stack, gunicorn, "census")
+        assert count(entrypoint, "census") == count(gunicorn, "census") == 3
+        clients[0][0].send("leave census")
+        assert clients[0][0].recv(timeout=5) == "left census"
+        assert count(entrypoint, "census") == 2
+        clients[0][0].send("join census")
+        assert clients[0][0].recv(timeout=5) == "joined census"
+        assert count(entrypoint, "census") == 3
+        first.close()
+        wait_for(lambda: count(gunicorn, "census") == 2, what="the closed client to leave")
+    wait_for(lambda: count(entrypoint, "census") == 0, what="everyone to leave")
+
+
+def test_a_killed_worker_stops_being_counted_within_count_ttl(
+    db_path: str, redis_server: RedisServer
+) -> None:
+    ttl = 1.5
+    setting = json.dumps(
+        {"BACKEND": "redis", "URL": redis_server.url, "PREFIX": "dwkill", "COUNT_TTL": ttl}
+    )
+    port = free_port()
+    gunicorn = ServerProcess(
+        gunicorn_command(port, "gevent", "--graceful-timeout", "3", workers=2),
+        port,
+        project_env(TEST_DB_PATH=db_path, TEST_GROUPS=setting),
+    )
+    try:
+        with contextlib.ExitStack() as stack:
+            clients = members_on_every_worker(stack, gunicorn, "doomed")
+            assert count(gunicorn, "doomed") == 2
+            # Longer than the TTL: the heartbeat keeps the live workers counted.
+            time.sleep(ttl * 2)
+            assert count(gunicorn, "doomed") == 2
+            (_, pid), (survivor, _) = clients
+            os.kill(pid, signal.SIGKILL)  # no goodbye: its count stays in Redis
+            killed_at = time.monotonic()
+            wait_for(lambda: count(gunicorn, "doomed") == 1, ttl + 3, "the dead worker's count")
+            assert time.monotonic() - killed_at <= ttl + 1.0
+            still_open(survivor)
+    finally:
+        gunicorn.stop()
 
 
 def count_in_log(server: ServerProcess, pattern: str, start: int) -> list[re.Match[str]]:
@@ -401,3 +523,99 @@ def test_threaded_process_resubscribes_after_a_restart_and_warns(
     assert back and all(level == "WARNING" for _, level in back), records
     lost = [(m, level) for m, level in records.items() if " lost " in m]
     assert lost and all(level == "WARNING" for _, level in lost), records
+
+
+def test_threaded_process_close_and_count_through_redis(
+    django_settings: None, redis_server: RedisServer
+) -> None:
+    """Without gevent: the reader thread gets the close request, the member's thread closes."""
+    import struct
+
+    from django.test import override_settings
+    from test_groups_close import frames_until_close, threaded_websocket
+
+    from django_websocket import groups
+
+    setting = {"BACKEND": "redis", "URL": redis_server.url, "PREFIX": f"{PREFIX}-tclose"}
+    with override_settings(WEBSOCKET_GROUPS=setting), threaded_websocket() as (ws, reader, _):
+        groups.add("tclose", ws)  # type: ignore[arg-type]
+        assert groups.count("tclose") == 1
+        groups.send("tclose", "before")
+        groups.close("tclose", 4000, "bye")
+        frames = frames_until_close(reader)
+        assert frames == [(0x1, b"before"), (0x8, struct.pack("!H", 4000) + b"bye")]
+        wait_for(lambda: groups.count("tclose") == 0, what="the count to drop")
+        assert ws.closed  # type: ignore[attr-defined]
+
+
+# ----------------------------------------------------------------------
+# A real browser: headless Chromium logs out in one tab; its sockets on both workers close.
+
+OPEN_SOCKET = """
+var done = arguments[arguments.length - 1];
+window.sockets = window.sockets || [];
+var record = {pid: null, code: null, reason: null};
+window.sockets.push(record);
+var ws = new WebSocket("ws://" + location.host + "/groups/member/?g=browser-tabs");
+ws.onmessage = function (event) {
+  if (record.pid === null) { record.pid = JSON.parse(event.data).pid; done(record.pid); }
+};
+ws.onclose = function (event) { record.code = event.code; record.reason = event.reason; };
+"""
+
+
+@pytest.mark.browser
+def test_logout_in_a_browser_tab_closes_its_sockets_on_both_workers(
+    servers: tuple[ServerProcess, ServerProcess], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from legacy.test_legacy_browser import CHROMIUM_FLAGS, _browser_or_skip
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    chromium, chromedriver = _browser_or_skip()
+    _, gunicorn = servers
+    bob = Browser(gunicorn).login("bob")
+    options = webdriver.ChromeOptions()
+    options.binary_location = chromium
+    for flag in [*CHROMIUM_FLAGS, f"--user-data-dir={tmp_path / 'profile'}"]:
+        options.add_argument(flag)
+    service = Service(executable_path=chromedriver, log_output=str(tmp_path / "driver.log"))
+    monkeypatch.setenv("SE_OFFLINE", "true")  # Selenium Manager must not download anything
+    driver = webdriver.Chrome(options=options, service=service)
+    try:
+        with contextlib.ExitStack() as stack:
+            others = [
+                ws
+                for ws, _ in members_on_every_worker(
+                    stack, gunicorn, "browser-tabs", cookie=bob.cookie
+                )
+            ]
+            driver.get(gunicorn.url("/login/?user=alice", "http"))
+            assert "logged in" in driver.page_source
+            pids: set[int] = set()
+            for _ in range(40):  # each worker takes connections as they come: open until both have
+                pids.add(driver.execute_async_script(OPEN_SOCKET))
+                if len(pids) == 2:
+                    break
+            assert len(pids) == 2, pids
+            first_tab = driver.current_window_handle
+
+            driver.switch_to.new_window("tab")  # same browser, same session
+            driver.get(gunicorn.url("/logout/", "http"))
+            assert "logged out" in driver.page_source
+            driver.switch_to.window(first_tab)
+
+            def closed() -> list[tuple[object, object, object]]:
+                sockets = driver.execute_script("return window.sockets;")
+                return [(s["pid"], s["code"], s["reason"]) for s in sockets]
+
+            WebDriverWait(driver, 10, poll_frequency=0.05).until(
+                lambda _: all(code is not None for _, code, _ in closed()), "sockets still open"
+            )
+            assert {(code, reason) for _, code, reason in closed()} == {(4401, "logged out")}
+            assert {pid for pid, _, _ in closed()} == pids  # on both workers
+            for ws in others:  # another user's sockets on the same workers
+                still_open(ws)
+    finally:
+        driver.quit()

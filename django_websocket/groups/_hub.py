@@ -11,6 +11,10 @@ thread that ends when the queue is empty, for WebSockets of threaded
 servers.  A member whose queue reaches its bound is a client that cannot
 keep up: it leaves all its groups and is closed with 1013.
 
+A member told to close (:meth:`Hub.close`) leaves its groups at once; its
+task writes what was queued before, then closes the WebSocket with the
+code and reason given, through the WebSocket's own ``close()``.
+
 A member's tasks run where its WebSocket lives: in the gevent hub that
 serves it, even when the message comes from another thread (a test's, or
 the Redis reader's in a process without monkey-patching).
@@ -36,6 +40,7 @@ __all__ = [
     "DRAIN_IDLE_TIMEOUT",
     "EVICTION_CODE",
     "EVICTION_REASON",
+    "CloseRequest",
     "Hub",
     "pause",
     "spawn",
@@ -50,7 +55,22 @@ EVICTION_REASON = "too slow for its group messages"
 #: Seconds a member's drain greenlet waits for the next message before it ends.
 DRAIN_IDLE_TIMEOUT = 2.0
 
-_OPEN, _CLOSED, _EVICTED = "open", "closed", "evicted"
+# An outbox is open (takes messages), closing (told to close: it writes what it
+# had queued, then the close frame), closed (its session ended) or evicted.
+_OPEN, _CLOSING, _CLOSED, _EVICTED = "open", "closing", "closed", "evicted"
+
+
+class CloseRequest:
+    """A group's members are to be closed with ``code`` and ``reason`` (already validated)."""
+
+    __slots__ = ("code", "reason")
+
+    def __init__(self, code: int, reason: str) -> None:
+        self.code = code
+        self.reason = reason
+
+    def __repr__(self) -> str:
+        return f"<CloseRequest {self.code} {self.reason!r}>"
 
 
 def spawn(green: bool, target: Callable[..., None], *args: Any, name: str | None = None) -> None:
@@ -139,7 +159,7 @@ class _Outbox:
         self.websocket = websocket
         self.context = _Context(websocket)
         self.groups: set[str] = set()
-        self.queue: deque[str | bytes] = deque()
+        self.queue: deque[str | bytes | CloseRequest] = deque()
         self.queued_size = 0
         self.running = False  # its drain task runs
         self.state = _OPEN
@@ -157,7 +177,9 @@ class Hub:
     :attr:`on_emptied` is called (outside any lock) when a group loses its
     last local member other than through :meth:`discard`, so that a backend
     can stop listening for it; :meth:`add` and :meth:`discard` report the
-    change to their caller instead.
+    change to their caller instead.  :attr:`on_changed` is called (outside
+    any lock) with the names of the groups whose number of local members
+    changed, however it changed, so that a backend can publish the counts.
     """
 
     def __init__(
@@ -165,12 +187,15 @@ class Hub:
         max_queue: int,
         max_queue_bytes: int | None,
         on_emptied: Callable[[str], None] | None = None,
+        on_changed: Callable[[list[str]], None] | None = None,
     ) -> None:
         self.green = process_is_green()
         self.max_queue = max_queue
         self.max_queue_bytes = max_queue_bytes
         self.on_emptied = on_emptied
         """Called with a group's name when eviction or a session's end empties it here."""
+        self.on_changed = on_changed
+        """Called with the names of groups whose local member count changed."""
         self._lock = for_green(self.green).guard()
         self._groups: dict[str, set[_Outbox]] = {}
         self._outboxes: dict[WebSocket, _Outbox] = {}
@@ -197,11 +222,14 @@ class Hub:
             first = not members
             if members is None:
                 members = self._groups[name] = set()
+            changed = outbox not in members
             members.add(outbox)
             outbox.groups.add(name)
         if new:
             # Runs at once (and undoes the above) if the session is already over.
             websocket.add_close_callback(self._session_ended)
+        if changed:
+            self._changed([name])
         return first and websocket in self._outboxes
 
     def discard(self, name: str, websocket: WebSocket) -> bool:
@@ -211,7 +239,9 @@ class Hub:
             if outbox is None or name not in outbox.groups:
                 return False
             outbox.groups.discard(name)
-            return self._leave(name, outbox)
+            emptied = self._leave(name, outbox)
+        self._changed([name])
+        return emptied
 
     def _leave(self, name: str, outbox: _Outbox) -> bool:
         members = self._groups.get(name)
@@ -223,11 +253,12 @@ class Hub:
         del self._groups[name]
         return True
 
-    def _leave_all(self, outbox: _Outbox) -> list[str]:
+    def _leave_all(self, outbox: _Outbox) -> tuple[list[str], list[str]]:
+        """Leave every group (lock held); the groups left, and those that left emptied."""
         names, outbox.groups = outbox.groups, set()
-        return [name for name in names if self._leave(name, outbox)]
+        return list(names), [name for name in names if self._leave(name, outbox)]
 
-    def _finish(self, outbox: _Outbox, state: str) -> list[str]:
+    def _finish(self, outbox: _Outbox, state: str) -> tuple[list[str], list[str]]:
         """Retire an outbox (lock held): drop its queue, leave its groups, stop its task."""
         outbox.state = state
         outbox.queue.clear()
@@ -242,7 +273,8 @@ class Hub:
             outbox = self._outboxes.pop(websocket, None)
             if outbox is None:
                 return
-            emptied = self._finish(outbox, _CLOSED)
+            left, emptied = self._finish(outbox, _CLOSED)
+        self._changed(left)
         self._emptied(emptied)
 
     def _emptied(self, names: list[str]) -> None:
@@ -254,6 +286,14 @@ class Hub:
             except Exception:
                 logger.exception("groups: could not stop listening for group %r", name)
 
+    def _changed(self, names: list[str]) -> None:
+        if self.on_changed is None or not names:
+            return
+        try:
+            self.on_changed(names)
+        except Exception:
+            logger.exception("groups: could not publish the member counts of %s", names)
+
     def has_members(self, name: str) -> bool:
         """Whether ``name`` has members in this process."""
         with self._lock:
@@ -263,6 +303,11 @@ class Hub:
         """A snapshot of this process's members of ``name``."""
         with self._lock:
             return [outbox.websocket for outbox in self._groups.get(name, ())]
+
+    def count(self, name: str) -> int:
+        """How many of this process's WebSockets are members of ``name``."""
+        with self._lock:
+            return len(self._groups.get(name, ()))
 
     # ------------------------------------------------------------------
     # Delivery
@@ -306,16 +351,20 @@ class Hub:
             outbox.wake()  # it waits for a message (else it is writing and gets to it)
         return True
 
-    def _next(self, outbox: _Outbox) -> str | bytes | None:
+    def _next(self, outbox: _Outbox) -> str | bytes | CloseRequest | None:
         """The outbox's next message (lock held); ``None`` when empty or retired."""
-        if not outbox.queue or outbox.state != _OPEN:
+        if not outbox.queue or (outbox.state != _OPEN and outbox.state != _CLOSING):
             return None
         message = outbox.queue.popleft()
-        outbox.queued_size -= _size(message)
+        if not isinstance(message, CloseRequest):
+            outbox.queued_size -= _size(message)
         return message
 
-    def _send(self, outbox: _Outbox, message: str | bytes) -> bool:
+    def _send(self, outbox: _Outbox, message: str | bytes | CloseRequest) -> bool:
         """Write one message; ``False`` once the socket cannot take any more."""
+        if isinstance(message, CloseRequest):
+            self._close_member(outbox, message)
+            return False
         try:
             outbox.websocket.send(message)
         except ConnectionClosed:
@@ -339,10 +388,10 @@ class Hub:
                     break
                 if not self._send(outbox, message):
                     return
-            if outbox.state == _OPEN and wakeup.wait(DRAIN_IDLE_TIMEOUT):
+            if outbox.state in (_OPEN, _CLOSING) and wakeup.wait(DRAIN_IDLE_TIMEOUT):
                 continue
             with self._lock:
-                if outbox.state != _OPEN or not outbox.queue:
+                if outbox.state not in (_OPEN, _CLOSING) or not outbox.queue:
                     outbox.running = False
                     return
 
@@ -361,12 +410,63 @@ class Hub:
         """The socket is closing: it leaves its groups now and its queue is dropped."""
         with self._lock:
             outbox.running = False
-            if outbox.state != _OPEN:
+            if outbox.state == _EVICTED or outbox.state == _CLOSED:
                 return  # evicted: the closing task reports the emptied groups
             if self._outboxes.get(outbox.websocket) is outbox:
                 del self._outboxes[outbox.websocket]
-            emptied = self._finish(outbox, _CLOSED)
+            left, emptied = self._finish(outbox, _CLOSED)
+        self._changed(left)
         self._emptied(emptied)
+
+    # ------------------------------------------------------------------
+    # Closing members on request (groups.close)
+
+    def close(self, name: str, code: int, reason: str) -> int:
+        """Close every local member of ``name`` with ``code`` and ``reason``; return how many.
+
+        Each member leaves all its groups at once (it is no longer counted
+        and takes no more group messages); what was queued for it before is
+        still written, then the close frame, by the member's own task, in the
+        hub or thread that serves it, through :meth:`WebSocket.close`.
+        """
+        request = CloseRequest(code, reason)
+        left: list[str] = []
+        emptied: list[str] = []
+        closing = 0
+        with self._lock:
+            for outbox in list(self._groups.get(name, ())):
+                if outbox.state != _OPEN:
+                    continue
+                closing += 1
+                outbox.state = _CLOSING
+                names, empty = self._leave_all(outbox)
+                left += names
+                emptied += empty
+                outbox.queue.append(request)
+                if not outbox.running:
+                    outbox.running = True
+                    green = outbox.wakeup is not None
+                    target = self._drain_green if green else self._drain_thread
+                    outbox.context.start(target, outbox)
+                elif outbox.wakeup is not None:
+                    outbox.wake()
+        self._changed(sorted(set(left)))
+        self._emptied(sorted(set(emptied)))
+        return closing
+
+    def _close_member(self, outbox: _Outbox, request: CloseRequest) -> None:
+        """In the member's own task: send the close frame and complete the handshake."""
+        try:
+            outbox.websocket.close(request.code, request.reason)
+        except Exception:
+            logger.exception("groups: closing a WebSocket failed")
+        with self._lock:
+            outbox.running = False
+            if self._outboxes.get(outbox.websocket) is outbox:
+                del self._outboxes[outbox.websocket]
+            outbox.state = _CLOSED
+            outbox.queue.clear()
+            outbox.queued_size = 0
 
     # ------------------------------------------------------------------
     # Slow clients
@@ -374,7 +474,7 @@ class Hub:
     def _evict(self, outbox: _Outbox) -> None:
         """Close a member whose queue is full (called with the lock held)."""
         pending = len(outbox.queue)
-        emptied = self._finish(outbox, _EVICTED)
+        left, emptied = self._finish(outbox, _EVICTED)
         logger.warning(
             "groups: closing a WebSocket with %d: %d messages were waiting for it "
             "(limits: %d messages, %s bytes); the client does not read fast enough",
@@ -383,15 +483,16 @@ class Hub:
             self.max_queue,
             self.max_queue_bytes,
         )
-        outbox.context.start(self._close_evicted, outbox, emptied)
+        outbox.context.start(self._close_evicted, outbox, left, emptied)
 
-    def _close_evicted(self, outbox: _Outbox, emptied: list[str]) -> None:
+    def _close_evicted(self, outbox: _Outbox, left: list[str], emptied: list[str]) -> None:
         """Send the close frame once the socket takes it; abort if it does not in time.
 
         The drain may be blocked writing to the client; the close frame follows
         its write.  If the client takes nothing for ``close_timeout`` seconds,
         the connection is cut without a close frame.
         """
+        self._changed(left)
         self._emptied(emptied)
         websocket = outbox.websocket
         done = outbox.context.event()

@@ -2,7 +2,17 @@
 
 Layout: group ``NAME`` is the Redis channel ``PREFIX:group:NAME``.  A message
 is published as one byte saying its kind (``t``: UTF-8 text, ``b``: binary)
-followed by its payload.
+followed by its payload; a request to close the group's members
+(``groups.close``) as ``c``, the 2-byte close code and the UTF-8 reason.
+
+Member counts: each process keeps, for each group with local members, its
+count as a field of the hash ``PREFIX:count:NAME`` (field: the process's
+id), written whenever the count changes, and says it is alive with the key
+``PREFIX:alive:ID``, which expires after ``COUNT_TTL`` seconds unless a
+heartbeat task refreshes it (every third of that).  A count adds the fields
+of the processes still alive, so a process that dies without a word stops
+being counted within ``COUNT_TTL`` seconds; its stale fields are removed by
+the next count that sees them.
 
 Each process holds one pub/sub connection, read by one task (a greenlet
 under gevent, a thread otherwise) started when the process's first local
@@ -19,22 +29,31 @@ once).
 from __future__ import annotations
 
 import logging
+import os
 import random
+import socket
 import threading
 import time
+import uuid
 from collections import deque
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from typing import Any, Protocol
 
 from ..exceptions import WebSocketError
-from ._hub import Hub, pause, spawn
+from ._hub import CloseRequest, Hub, pause, spawn
 
 __all__ = ["BackendUnavailable", "RedisBackend", "decode", "encode"]
 
 logger = logging.getLogger("django_websocket.groups")
 
-TEXT, BINARY = b"t", b"b"
+TEXT, BINARY, CLOSE = b"t", b"b", b"c"
+
+#: Seconds after which a process that stopped refreshing its liveness key
+#: (it died) is no longer counted by ``groups.count()``.
+DEFAULT_COUNT_TTL = 30.0
+#: The name of the heartbeat's thread under a threaded server.
+HEARTBEAT_THREAD_NAME = "django-websocket-groups-heartbeat"
 
 #: Seconds without any traffic on the pub/sub connection before a PING; as
 #: long again without an answer and the connection counts as lost.
@@ -57,27 +76,38 @@ class _Event(Protocol):
     def wait(self, timeout: float | None = ...) -> bool: ...
 
 
-def encode(message: str | bytes) -> bytes:
+def encode(message: str | bytes | CloseRequest) -> bytes:
     """A message as it travels through Redis: its kind, then its payload."""
     if isinstance(message, str):
         return TEXT + message.encode("utf-8")
+    if isinstance(message, CloseRequest):
+        return CLOSE + message.code.to_bytes(2, "big") + message.reason.encode("utf-8")
     return BINARY + message
 
 
-def decode(data: bytes) -> str | bytes:
+def decode(data: bytes) -> str | bytes | CloseRequest:
     """The message :func:`encode` made; ``ValueError`` for anything else."""
     kind, payload = data[:1], data[1:]
     if kind == TEXT:
         return payload.decode("utf-8")
     if kind == BINARY:
         return payload
+    if kind == CLOSE and len(payload) >= 2:
+        return CloseRequest(int.from_bytes(payload[:2], "big"), payload[2:].decode("utf-8"))
     raise ValueError(f"not a django-websocket group message: {data[:20]!r}")
 
 
 class RedisBackend:
     """Groups across processes and hosts through Redis pub/sub (see the module docstring)."""
 
-    def __init__(self, hub: Hub, url: str, prefix: str, options: dict[str, Any]) -> None:
+    def __init__(
+        self,
+        hub: Hub,
+        url: str,
+        prefix: str,
+        options: dict[str, Any],
+        count_ttl: float = DEFAULT_COUNT_TTL,
+    ) -> None:
         import redis
         from redis.backoff import NoBackoff
         from redis.retry import Retry
@@ -116,6 +146,15 @@ class RedisBackend:
         self._down_since: float | None = None
         self._down_groups: set[str] = set()
 
+        # Member counts (see the module docstring).
+        self.count_ttl = count_ttl
+        self.process_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self._count_prefix = f"{prefix}:count:"
+        self._alive_prefix = f"{prefix}:alive:"
+        self._counted: set[str] = set()  # groups with a field of ours in Redis
+        self._dirty: set[str] = set()  # groups whose field could not be written yet
+        self._heartbeat_started = False
+
     def channel(self, name: str) -> str:
         """The Redis channel of group ``name``."""
         return self._channel_prefix + name
@@ -125,12 +164,97 @@ class RedisBackend:
 
     def send(self, name: str, message: str | bytes) -> None:
         """Publish ``message`` to the group's channel; ``BackendUnavailable`` on failure."""
+        self._publish(name, message)
+
+    def close(self, name: str, code: int, reason: str) -> None:
+        """Publish a request to close the group's members, in every process."""
+        self._publish(name, CloseRequest(code, reason))
+
+    def _publish(self, name: str, message: str | bytes | CloseRequest) -> None:
         try:
             self._client.publish(self.channel(name), encode(message))
         except self._redis_errors as exc:
             raise BackendUnavailable(
                 f"could not publish to group {name!r} through Redis at {self.url}: {exc}"
             ) from exc
+
+    # ------------------------------------------------------------------
+    # Member counts
+
+    def count(self, name: str) -> int:
+        """Members of ``name`` in every live process (eventually consistent)."""
+        key = self._count_prefix + name
+        try:
+            fields: dict[Any, Any] = self._client.hgetall(key)
+            if not fields:
+                return 0
+            ids = list(fields)
+            alive = self._client.mget([self._alive_prefix.encode() + i for i in ids])
+            total = 0
+            dead = []
+            for process, flag in zip(ids, alive, strict=True):
+                if flag is None:
+                    dead.append(process)
+                else:
+                    total += int(fields[process])
+            if dead:
+                self._client.hdel(key, *dead)  # a process that died: its count is stale
+            return total
+        except self._redis_errors as exc:
+            raise BackendUnavailable(
+                f"could not count the members of group {name!r} in Redis at {self.url}: {exc}"
+            ) from exc
+
+    def counts_changed(self, names: list[str]) -> None:
+        """Write this process's counts of ``names`` now (the heartbeat retries on failure)."""
+        with self._lock:
+            self._dirty.update(names)
+            if not self._heartbeat_started:
+                self._heartbeat_started = True
+                spawn(self.hub.green, self._heartbeat, name=HEARTBEAT_THREAD_NAME)
+        self._write_counts()
+
+    def _write_counts(self) -> bool:
+        """Write the dirty counts and refresh the liveness key; ``False`` if Redis failed."""
+        with self._lock:
+            dirty, self._dirty = self._dirty, set()
+        counts = {name: self.hub.count(name) for name in dirty}
+        try:
+            pipe = self._client.pipeline(transaction=False)
+            pipe.set(self._alive_prefix + self.process_id, b"1", px=int(self.count_ttl * 1000))
+            for name, count in counts.items():
+                if count:
+                    pipe.hset(self._count_prefix + name, self.process_id, count)
+                else:
+                    pipe.hdel(self._count_prefix + name, self.process_id)
+            pipe.execute()
+        except self._redis_errors as exc:
+            logger.debug("groups: could not write member counts: %s", exc)
+            with self._lock:
+                self._dirty |= dirty
+            return False
+        with self._lock:
+            for name, count in counts.items():
+                if count:
+                    self._counted.add(name)
+                else:
+                    self._counted.discard(name)
+        return True
+
+    def _heartbeat(self) -> None:
+        """Refresh the liveness key every third of ``count_ttl``, and write what failed."""
+        while True:
+            time.sleep(self.count_ttl / 3)
+            with self._lock:
+                if not self._counted and not self._dirty:
+                    continue  # nothing of ours is counted: no need to say we are alive
+                # Everything of ours is rewritten: after an outage, or once our key had
+                # expired, another process's count may have removed our fields.
+                self._dirty |= self._counted
+            try:
+                self._write_counts()
+            except Exception:
+                logger.exception("groups: unexpected error writing member counts")
 
     # ------------------------------------------------------------------
     # Subscriptions
@@ -361,5 +485,7 @@ class RedisBackend:
         except ValueError as exc:
             logger.warning("groups: dropped a message on %r: %s", channel, exc)
             return
-        if self.hub.deliver(name, message):
+        if isinstance(message, CloseRequest):
+            self.hub.close(name, message.code, message.reason)
+        elif self.hub.deliver(name, message):
             pause()  # let the drains run before the next message

@@ -679,6 +679,11 @@ class WebSocket:
 
         Does nothing if the connection is already closing or closed.
         Raises ``ValueError`` for a code that may not be sent on the wire.
+        Safe from another task than the view's (``groups.close`` calls it from
+        the member's queue task): in a greenlet of the hub that serves this
+        WebSocket, or in any thread under a threaded server.  The close frame
+        follows any frame being written; the view's next ``receive()`` returns
+        ``None`` and its next ``send()`` raises ``ConnectionClosed``.
         """
         with self._guard:
             if self._conn.state is _OPEN and not self._lost:

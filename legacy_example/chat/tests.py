@@ -5,6 +5,7 @@ Run them with ``python manage.py test chat``.
 
 from django.contrib.auth.models import User
 
+from django_websocket import ConnectionClosed
 from django_websocket.testing import HandshakeRefused, WebSocketLiveServerTestCase
 
 from . import rooms
@@ -71,6 +72,55 @@ class ChatTests(WebSocketLiveServerTestCase):
         ann.close()
         self.assertEqual(self.live_websocket_server.wait_for_views(), [])
         self.assertEqual(rooms.members("tea"), [])
+
+    def assertClosedWith(self, ws, code, reason):
+        with self.assertRaises(ConnectionClosed):
+            ws.receive()
+        self.assertEqual((ws.close_code, ws.close_reason), (code, reason))
+
+    def test_the_page_shows_how_many_are_in_the_room(self):
+        self.client.force_login(self.ben)
+        self.assertContains(self.client.get("/chat/tea/"), '<span id="online">0</span> here')
+        self.join("tea", self.ann)
+        self.assertContains(self.client.get("/chat/tea/"), '<span id="online">1</span> here')
+
+    def test_staff_can_close_a_room_and_everyone_in_it_is_disconnected(self):
+        ann = self.join("tea", self.ann)
+        ben = self.join("tea", self.ben)
+        ann.receive_json()  # ben's join
+        elsewhere = self.join("coffee", self.ann)
+        moderator = User.objects.create(username="mo", is_staff=True)
+        self.client.force_login(moderator)
+        self.assertContains(self.client.get("/chat/tea/"), 'id="close-room-form"')
+
+        response = self.client.post("/chat/tea/close/")
+        self.assertRedirects(response, "/")
+        for ws in (ann, ben):
+            self.assertClosedWith(ws, 4000, "room closed by a moderator")
+        elsewhere.send("still here")
+        self.assertEqual(elsewhere.receive_json()["text"], "still here")
+
+    def test_only_staff_can_close_a_room(self):
+        ann = self.join("tea", self.ann)
+        self.client.force_login(self.ben)
+        self.assertNotContains(self.client.get("/chat/tea/"), 'id="close-room-form"')
+        self.assertEqual(self.client.post("/chat/tea/close/").status_code, 403)
+        self.assertEqual(self.client.get("/chat/tea/close/").status_code, 405)
+        ann.send("still open")
+        self.assertEqual(ann.receive_json()["text"], "still open")
+
+    def test_logging_out_closes_that_sessions_sockets(self):
+        self.client.force_login(self.ann)
+        mine = self.websocket_connect("/chat/tea/")  # this client's session
+        mine.receive_json()
+        other_session = self.join("tea", self.ann)  # ann again, in another session
+        mine.receive_json()
+        response = self.client.post("/logout/")
+        self.assertRedirects(response, "/name/")
+        self.assertClosedWith(mine, 4401, "logged out")
+        self.assertEqual(other_session.receive_json()["type"], "leave")
+        other_session.send("still logged in here")
+        self.assertEqual(other_session.receive_json()["text"], "still logged in here")
 
 
 class LegacyApiTests(WebSocketLiveServerTestCase):

@@ -6,7 +6,11 @@ Messages from the page are text; what the server sends is JSON::
     {"type": "message", "user": "ann", "text": "hello"}
 
 A room is a group of ``django_websocket.groups`` (see docs/groups.md): the
-view adds its socket, and everything it says goes to the group.
+view adds its socket, and everything it says goes to the group.  The page
+shows how many are in the room (``groups.count``, across every server
+process), staff members can close a room (``groups.close``: everyone in it
+is disconnected with :data:`ROOM_CLOSED_CODE`), and logging out closes that
+session's sockets (4401, done by django-websocket itself).
 """
 
 import json
@@ -14,12 +18,13 @@ import logging
 import time
 
 from django import forms
-from django.contrib.auth import login
+from django.contrib.auth import login, logout
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.models import User
-from django.http import HttpResponse
+from django.http import HttpResponse, HttpResponseForbidden
 from django.shortcuts import redirect, render
 from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.http import require_POST
 
 from django_websocket import accept_websocket, groups, require_websocket
 
@@ -28,6 +33,10 @@ from . import rooms
 logger = logging.getLogger(__name__)
 
 MAX_TEXT = 2000
+
+#: Close code and reason of the sockets of a room a staff member closed.
+ROOM_CLOSED_CODE = 4000
+ROOM_CLOSED_REASON = "room closed by a moderator"
 
 
 class NameForm(forms.Form):
@@ -68,9 +77,16 @@ def choose_name(request):
     return render(request, "chat/name.html", {"form": form, "next": next_url})
 
 
+def _count(group):
+    """How many are in the room, in every server process."""
+    try:
+        return groups.count(group)
+    except groups.BackendUnavailable:
+        return len(groups.local_members(group))  # Redis is down: this process's, at least
+
+
 def _announce(group, kind, name):
-    # The count is of this server process's members (all of them with one process).
-    event = {"type": kind, "user": name, "count": len(groups.local_members(group))}
+    event = {"type": kind, "user": name, "count": _count(group)}
     groups.send(group, json.dumps(event))
 
 
@@ -79,7 +95,8 @@ def _announce(group, kind, name):
 def room(request, room="lobby"):
     """The chat page on a plain GET; the room's socket on a WebSocket upgrade."""
     if not request.is_websocket():
-        return render(request, "chat/room.html", {"room": room})
+        context = {"room": room, "online": _count(rooms.group_name(room))}
+        return render(request, "chat/room.html", context)
 
     name = request.user.username
     websocket = request.websocket
@@ -94,6 +111,24 @@ def room(request, room="lobby"):
             groups.send(group, json.dumps({"type": "message", "user": name, "text": text}))
     groups.discard(group, websocket)  # now, so that our own "leave" is not sent to us
     _announce(group, "leave", name)
+
+
+@require_POST
+@login_required
+def close_room(request, room):
+    """Staff only: disconnect everyone in ``room``, in every server process."""
+    if not request.user.is_staff:
+        return HttpResponseForbidden("Only staff members can close a room.")
+    groups.close(rooms.group_name(room), ROOM_CLOSED_CODE, ROOM_CLOSED_REASON)
+    logger.info("room %r closed by %s", room, request.user.username)
+    return redirect("lobby")
+
+
+@require_POST
+def log_out(request):
+    """Log out; django-websocket closes this session's sockets (4401) in every process."""
+    logout(request)
+    return redirect("choose_name")
 
 
 @require_websocket

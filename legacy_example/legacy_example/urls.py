@@ -6,7 +6,9 @@ urlpatterns = [
     # django-websocket 0.3 style (chat/views.py)
     path("", chat.room, name="lobby"),
     path("chat/<slug:room>/", chat.room, name="room"),
+    path("chat/<slug:room>/close/", chat.close_room, name="close_room"),
     path("name/", chat.choose_name, name="choose_name"),
+    path("logout/", chat.log_out, name="logout"),
     path("echo/", chat.echo, name="echo"),
     path("legacy/", chat.tour, name="tour"),
     path("shout/", chat.shout, name="shout"),

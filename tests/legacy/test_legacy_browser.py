@@ -246,3 +246,38 @@ def test_closing_a_tab_leaves_the_others_working(
     assert legacy_server.http_get("/health/") == (200, b"ok is_websocket=False")
     new_lines = legacy_server.log()[log_before:]
     assert "Traceback" not in new_lines and "ERROR" not in new_lines, new_lines
+
+
+def online(page: Page) -> str:
+    from selenium.webdriver.common.by import By
+
+    return str(page.driver.find_element(By.ID, "online").text)
+
+
+def test_logging_out_in_one_tab_closes_that_sessions_sockets_in_the_others(
+    browser: Callable[[], Page],
+) -> None:
+    """Ann logs out in a second tab: her first tab is disconnected, Ben is not."""
+    from selenium.webdriver.common.by import By
+
+    ann, ben = browser(), browser()  # fresh profiles: this test logs Ann out
+    room = new_room()
+    ann.enter("ann", room)
+    ben.enter("ben", room)
+    ann.sees_notice("ben joined (2 here)")
+    ben.wait_until(lambda: online(ben) == "2", "ben's page does not count 2")
+    first_tab = ann.driver.current_window_handle
+
+    ann.driver.switch_to.new_window("tab")  # same browser, same session
+    ann.driver.get(ann.server.url(room, "http"))
+    ann.wait_until(lambda: ann.status() == "connected", "the second tab did not connect")
+    ben.wait_until(lambda: online(ben) == "3", "ben's page does not count 3")
+    ann.driver.find_element(By.CSS_SELECTOR, "#logout-form button").click()
+    ann.wait_until(lambda: "/name/" in ann.driver.current_url, "logout did not redirect")
+
+    ann.driver.switch_to.window(first_tab)
+    ann.wait_until(lambda: ann.status() == "logged out", f"first tab says {ann.status()!r}")
+    ben.wait_until(lambda: online(ben) == "1", f"ben's page counts {online(ben)}")
+    assert ben.status() == "connected"
+    ben.say("still here")
+    ben.sees(("ben", "still here"))

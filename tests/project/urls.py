@@ -41,4 +41,10 @@ urlpatterns += [
     path("groups/member/", views.groups_member),
     path("groups/send/", views.groups_send),
     path("groups/state/", views.groups_state),
+    path("groups/count/", views.groups_count),
+    path("groups/close/", views.groups_close),
+    path("groups/close-user/", views.close_user),
+    path("logout/", views.logout),
+    path("debug/stats/", views.stats),
+    path("metrics/", views.prometheus),
 ]

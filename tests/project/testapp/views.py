@@ -276,6 +276,7 @@ def groups_member(request):
     ``left NAME``), ``send NAME TEXT`` (to the group), ``bad-name`` (answered
     with the error ``groups.add`` raises for an invalid name).
     """
+    import logging
     import os
 
     from django_websocket import groups
@@ -284,7 +285,22 @@ def groups_member(request):
     names = request.GET.getlist("g")
     for name in names:
         groups.add(name, ws)
-    ws.send(json.dumps({"pid": os.getpid(), "joined": names}))
+    ws.send(json.dumps({"pid": os.getpid(), "joined": names, "user": request.user.username}))
+    try:
+        _follow_member_commands(ws)
+    finally:
+        # What the view saw: the loop ended (receive() returned None) with this code.
+        logging.getLogger("testapp").info(
+            "groups member view ended: pid=%s close_code=%s reason=%r",
+            os.getpid(),
+            ws.close_code,
+            ws.close_reason,
+        )
+
+
+def _follow_member_commands(ws):
+    from django_websocket import groups
+
     for message in ws:
         if not isinstance(message, str):
             continue
@@ -298,6 +314,14 @@ def groups_member(request):
         elif command == "send":
             name, _, text = rest.partition(" ")
             groups.send(name, text)
+        elif command == "spam":  # the view sends on its own socket, as fast as it can
+            from django_websocket import ConnectionClosed
+
+            try:
+                for i in range(int(rest)):
+                    ws.send(f"spam {i} " + "x" * 1000)
+            except ConnectionClosed:
+                pass  # closed under us (groups.close): the loop's receive() says so
         elif command == "bad-name":
             try:
                 groups.add("no spaces allowed", ws)
@@ -352,6 +376,106 @@ def groups_state(request):
 
     members = groups.local_members(request.GET["g"])
     return HttpResponse(json.dumps({"pid": os.getpid(), "local": len(members)}))
+
+
+def groups_count(request):
+    """``groups.count()`` of group ``?g=``, asked from this process."""
+    import os
+
+    from django_websocket import groups
+
+    return HttpResponse(json.dumps({"pid": os.getpid(), "count": groups.count(request.GET["g"])}))
+
+
+def groups_close(request):
+    """``groups.close(?g=, ?code=, ?reason=)`` from a plain view; 400 with the ValueError."""
+    from django_websocket import groups
+
+    try:
+        groups.close(
+            request.GET["g"], int(request.GET.get("code", "1000")), request.GET.get("reason", "")
+        )
+    except ValueError as exc:
+        return HttpResponse(str(exc), status=400)
+    return HttpResponse("closed")
+
+
+def close_user(request):
+    """``groups.close_user(?user=)`` (a username) with 4403 "banned"."""
+    from django.contrib.auth.models import User
+
+    from django_websocket import groups
+
+    groups.close_user(User.objects.get(username=request.GET["user"]), 4403, "banned")
+    return HttpResponse("closed")
+
+
+def logout(request):
+    """Django's logout: ``user_logged_out`` fires for this request's session."""
+    from django.contrib.auth import logout as auth_logout
+
+    auth_logout(request)
+    return HttpResponse("logged out")
+
+
+# ----------------------------------------------------------------------
+# Session signals and stats (tests/test_signals.py): every session logs its signals.
+
+_SESSIONS = [0]
+
+
+def _on_connected(sender, request, websocket, **kwargs):
+    import logging
+
+    _SESSIONS[0] += 1
+    request.test_session = _SESSIONS[0]
+    logging.getLogger("testapp").info(
+        "signal connected session=%d view=%s", request.test_session, sender.__name__
+    )
+
+
+def _on_disconnected(sender, request, websocket, close_code, duration, **kwargs):
+    import logging
+
+    logging.getLogger("testapp").info(
+        "signal disconnected session=%d view=%s code=%s duration=%.3f",
+        request.test_session,
+        sender.__name__,
+        close_code,
+        duration,
+    )
+
+
+def _connect_session_signals():
+    from django_websocket.signals import websocket_connected, websocket_disconnected
+
+    websocket_connected.connect(_on_connected, dispatch_uid="testapp.connected")
+    websocket_disconnected.connect(_on_disconnected, dispatch_uid="testapp.disconnected")
+
+
+_connect_session_signals()
+
+
+def stats(request):
+    """``django_websocket.stats()`` of this process."""
+    import django_websocket
+
+    return HttpResponse(json.dumps(django_websocket.stats()))
+
+
+try:  # the Prometheus recipe of docs/groups.md, when prometheus_client is installed
+    from . import metrics as _metrics
+except ImportError:
+    _metrics = None
+
+
+def prometheus(request):
+    """The Prometheus exposition of this process (404 without prometheus_client)."""
+    if _metrics is None:
+        return HttpResponse("prometheus_client is not installed", status=404)
+    from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+    return HttpResponse(generate_latest(), content_type=CONTENT_TYPE_LATEST)
 
 
 # ----------------------------------------------------------------------
