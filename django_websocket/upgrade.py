@@ -21,6 +21,7 @@ from django.http import HttpRequest, HttpResponse
 from django.utils.http import is_same_domain
 
 from . import conf
+from .database import close_idle_connections
 from .exceptions import ConnectionClosed
 from .protocol import (
     CloseCode,
@@ -128,6 +129,7 @@ class Options:
     send_timeout: Any = UNSET
     max_queue: Any = UNSET
     origins: Any = UNSET
+    close_db_connections: Any = UNSET
 
     def __post_init__(self) -> None:
         if isinstance(self.subprotocols, str) or not all(
@@ -153,6 +155,7 @@ class Options:
             ping_timeout=self.get("ping_timeout"),
             send_timeout=float(self.get("send_timeout")),
             max_queue=self.get("max_queue"),
+            on_idle=close_idle_connections if self.get("close_db_connections") else None,
         )
 
 
@@ -165,6 +168,7 @@ _OPTION_SETTINGS = {
     "send_timeout": "WEBSOCKET_SEND_TIMEOUT",
     "max_queue": "WEBSOCKET_MAX_QUEUE",
     "origins": "WEBSOCKET_ALLOWED_ORIGINS",
+    "close_db_connections": "WEBSOCKET_CLOSE_DB_CONNECTIONS",
 }
 
 
