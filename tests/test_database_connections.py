@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable, Iterator
 
 import pytest
+from conftest import missing
 from servers import (
     PostgresServer,
     ServerProcess,
@@ -21,6 +22,7 @@ from servers import (
     gunicorn_command,
     project_env,
 )
+from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection, connect
 
 SOCKETS = 20
@@ -48,20 +50,26 @@ SERVERS = [
 
 @contextlib.contextmanager
 def _serving(
-    command: Callable[[int], list[str]], postgres: PostgresServer, close: bool = True
+    command: Callable[[int], list[str]],
+    postgres: PostgresServer,
+    close: bool = True,
+    clean_log: bool = True,
+    **env: str,
 ) -> Iterator[ServerProcess]:
     port = free_port()
-    env = project_env(
-        TEST_DB_PATH=":memory:", TEST_CLOSE_DB_CONNECTIONS="1" if close else "0", **postgres.env()
+    close_setting = "1" if close else "0"
+    environ = project_env(
+        TEST_DB_PATH=":memory:", TEST_CLOSE_DB_CONNECTIONS=close_setting, **postgres.env(), **env
     )
-    proc = ServerProcess(command(port), port, env)
+    proc = ServerProcess(command(port), port, environ)
     try:
         yield proc
     finally:
         proc.stop()
-    log = proc.log()
-    assert "Traceback" not in log, log
-    assert "ERROR" not in log, log
+    if clean_log:
+        log = proc.log()
+        assert "Traceback" not in log, log
+        assert "ERROR" not in log, log
 
 
 def _held(postgres: PostgresServer) -> list[str]:
@@ -136,3 +144,48 @@ def test_a_transaction_survives_a_wait_in_receive(
             assert ws.recv(timeout=10) == f"after {pid} True True"
             _settles_at(postgres, 0)  # the view waits again, its transaction over
         _settles_at(postgres, 0)
+
+
+def _needs_djangos_pool() -> None:
+    import django
+
+    if django.VERSION < (5, 1):
+        pytest.skip("Django's connection pool needs Django 5.1")
+    try:
+        import psycopg_pool  # noqa: F401
+    except ImportError:
+        missing("psycopg_pool is not installed: pip install psycopg-pool")
+
+
+def test_with_djangos_pool_waiting_views_hand_their_connections_back(
+    postgres: PostgresServer,
+) -> None:
+    """20 sockets share a pool of at most 4 connections: each view's goes back as it waits."""
+    _needs_djangos_pool()
+    serving = _serving(_entrypoint, postgres, TEST_DB_POOL="1")
+    with serving as proc, contextlib.ExitStack() as stack:
+        _open_after_a_query(proc, stack, "/orm/")  # all 20 answered: none starved
+        held = _held(postgres)
+        assert 1 <= len(held) <= 4, held
+        assert set(held) <= {"idle"}, held
+        with connect(proc.url("/orm/each/")) as ws:
+            for i in range(5):
+                ws.send(str(i))
+                assert str(ws.recv(timeout=10)).startswith(f"{i}:")
+
+
+def test_with_djangos_pool_and_the_setting_off_idle_views_starve_the_pool(
+    postgres: PostgresServer,
+) -> None:
+    """What CAVEATS.md warns of: 4 idle sockets hold the pool; the fifth view fails (1011)."""
+    _needs_djangos_pool()
+    serving = _serving(_entrypoint, postgres, close=False, clean_log=False, TEST_DB_POOL="1")
+    with serving as proc, contextlib.ExitStack() as stack:
+        for _ in range(4):
+            ws = stack.enter_context(connect(proc.url("/orm/")))
+            ws.recv(timeout=10)
+        with connect(proc.url("/orm/")) as fifth:
+            with pytest.raises(ConnectionClosed):
+                fifth.recv(timeout=10)  # the pool's 2 s timeout, then the view raises
+            assert fifth.close_code == 1011
+    assert "PoolTimeout" in proc.log()
