@@ -9,21 +9,58 @@ holds its connection until the socket closes: 5,000 idle chat sockets hold
 by default), :func:`close_idle_connections` runs each time the view's
 ``receive()`` is about to wait for the client, and closes what Django would
 close between two requests.  A message already queued is returned without
-it: a view that keeps up with a busy client keeps its connection.
+it: a view that keeps up with a busy client keeps its connection.  Each
+session gets its own :func:`session_hook`, which skips even that look-up
+while no connection has been opened anywhere in the process since it last
+found its task holding none.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 from django.db import DatabaseError, connections
+from django.db.backends.signals import connection_created
 
-__all__ = ["close_idle_connections"]
+__all__ = ["close_idle_connections", "session_hook"]
 
 logger = logging.getLogger("django_websocket")
 
+#: Database connections opened in this process so far (``connection_created``).
+_opened = 0
 
-def close_idle_connections() -> None:
+
+def _count_opened(**kwargs: object) -> None:
+    global _opened
+    _opened += 1
+
+
+connection_created.connect(_count_opened, dispatch_uid="django_websocket.database")
+
+
+def session_hook() -> Callable[[], None]:
+    """A WebSocket session's ``on_idle``: :func:`close_idle_connections`, skipped when idle.
+
+    Every connection is opened through Django's ``connect()``, which sends
+    ``connection_created``.  Once the session's task holds no open
+    connection, it cannot hold one again before that signal is sent, so
+    until the process-wide count moves the look-up is skipped: a view that
+    never queries pays one comparison per wait, not one look-up per alias.
+    """
+    clean_at = -1  # the count when this task last held no open connection
+
+    def on_idle() -> None:
+        nonlocal clean_at
+        if clean_at == _opened:
+            return
+        opened = _opened  # read first: a connection opened meanwhile moves it again
+        clean_at = opened if close_idle_connections() else -1
+
+    return on_idle
+
+
+def close_idle_connections() -> bool:
     """Close the calling task's connections that Django would close at the end of a request.
 
     Those are the connections whose ``CONN_MAX_AGE`` has passed (at once
@@ -37,9 +74,15 @@ def close_idle_connections() -> None:
     made are looked at (``connections.all(initialized_only=True)``'s set),
     so a view that never touched the database pays one look-up per
     database alias: about 1 µs for one alias (``all()`` itself takes 3, as it
-    looks each alias up twice; ``bench/db_connections.py``).
+    looks each alias up twice; ``bench/db_connections.py``).  Returns whether
+    the task is left without any open connection.
+
+    Call it from a view that waits elsewhere than in ``receive()`` (a
+    push-only view's sleep, say); unlike ``django.db.close_old_connections()``
+    it leaves a transaction in progress alone.
     """
     initialized = connections._connections  # type: ignore[attr-defined]  # per task
+    none_open = True
     for alias in connections:
         connection = getattr(initialized, alias, None)
         if connection is None or connection.connection is None:
@@ -47,6 +90,7 @@ def close_idle_connections() -> None:
         if connection.in_atomic_block or (
             connection.autocommit != connection.settings_dict["AUTOCOMMIT"]
         ):
+            none_open = False
             continue  # a transaction the view is in the middle of
         try:
             connection.close_if_unusable_or_obsolete()
@@ -54,3 +98,6 @@ def close_idle_connections() -> None:
             # Django has let go of the connection all the same; the view's
             # receive() is no place for a database error.
             logger.warning("closing idle database connection %r failed: %s", connection.alias, exc)
+        if connection.connection is not None:
+            none_open = False  # kept: CONN_MAX_AGE not reached
+    return none_open

@@ -21,7 +21,7 @@ from django.http import HttpRequest, HttpResponse
 from django.utils.http import is_same_domain
 
 from . import conf
-from .database import close_idle_connections
+from .database import session_hook
 from .exceptions import ConnectionClosed
 from .protocol import (
     CloseCode,
@@ -155,7 +155,7 @@ class Options:
             ping_timeout=self.get("ping_timeout"),
             send_timeout=float(self.get("send_timeout")),
             max_queue=self.get("max_queue"),
-            on_idle=close_idle_connections if self.get("close_db_connections") else None,
+            on_idle=session_hook() if self.get("close_db_connections") else None,
         )
 
 

@@ -231,7 +231,8 @@ class WebSocket:
         Blocks until a message arrives.  With ``timeout`` (seconds), raises
         :class:`TimeoutError` when none arrived in time; the connection is
         unaffected.  Pings are answered and the closing handshake is
-        completed on the way.
+        completed on the way.  Before it waits for the peer it lets go of
+        obsolete database connections (``WEBSOCKET_CLOSE_DB_CONNECTIONS``).
         """
         deadline = None if timeout is None else time.monotonic() + timeout
         conn = self._conn
