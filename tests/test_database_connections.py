@@ -116,6 +116,22 @@ def test_idle_sockets_hold_no_database_connection(
         _settles_at(postgres, 0)  # the sockets are gone: so are their connections
 
 
+@pytest.mark.parametrize("command", SERVERS)
+def test_a_view_that_queries_after_waiting_lets_go_at_its_next_wait(
+    postgres: PostgresServer, command: Callable[[int], list[str]]
+) -> None:
+    """/orm/each/ waits first (holding nothing), then queries per message, then waits again."""
+    with _serving(command, postgres) as proc, contextlib.ExitStack() as stack:
+        sockets = [stack.enter_context(connect(proc.url("/orm/each/"))) for _ in range(5)]
+        _settles_at(postgres, 0)
+        for round_ in range(3):
+            for ws in sockets:
+                ws.send(str(round_))
+            for ws in sockets:
+                assert str(ws.recv(timeout=10)).startswith(f"{round_}:")
+            _settles_at(postgres, 0)
+
+
 def test_the_decorator_option_keeps_the_connection(postgres: PostgresServer) -> None:
     with _serving(_entrypoint, postgres) as proc:
         with contextlib.ExitStack() as stack:
