@@ -132,6 +132,17 @@ def test_a_view_that_queries_after_waiting_lets_go_at_its_next_wait(
             _settles_at(postgres, 0)
 
 
+def test_conn_max_age_above_zero_keeps_waiting_views_connections(
+    postgres: PostgresServer,
+) -> None:
+    """As CAVEATS.md says: a connection younger than CONN_MAX_AGE is not obsolete yet."""
+    with _serving(_entrypoint, postgres, TEST_CONN_MAX_AGE="60") as proc:
+        with contextlib.ExitStack() as stack:
+            _open_after_a_query(proc, stack, "/orm/")
+            _settles_at(postgres, SOCKETS)
+        _settles_at(postgres, 0)  # closed when the sockets (and their greenlets) end
+
+
 def test_the_decorator_option_keeps_the_connection(postgres: PostgresServer) -> None:
     with _serving(_entrypoint, postgres) as proc:
         with contextlib.ExitStack() as stack:

@@ -36,6 +36,8 @@ if os.environ.get("TEST_POSTGRES_PORT"):  # tests/servers.py's PostgresServer
         "NAME": os.environ["TEST_POSTGRES_NAME"],
         "USER": "postgres",
     }
+    if os.environ.get("TEST_CONN_MAX_AGE"):
+        DATABASES["default"]["CONN_MAX_AGE"] = int(os.environ["TEST_CONN_MAX_AGE"])
     if os.environ.get("TEST_DB_POOL") == "1":  # Django's pool (5.1+), small and quick to time out
         DATABASES["default"]["OPTIONS"] = {"pool": {"min_size": 1, "max_size": 4, "timeout": 2}}
 USE_TZ = True
