@@ -291,6 +291,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--warmup", type=float, default=0.5, help="seconds of echo before each")
     p.add_argument("--idle", type=int, default=1000, help="idle sockets held")
     p.add_argument("--variants", default="", help="comma-separated (default: all)")
+    p.add_argument("--nice", type=int, default=0, help="servers' and clients' priority")
     p.add_argument("--out", default=None, help="also write the Markdown report here")
     p.add_argument("--json", default=None, help="raw results here")
     cfg = p.parse_args(argv)
@@ -321,7 +322,7 @@ def main(argv: list[str] | None = None) -> int:
     if cfg.variants:
         variants = {k: v for k, v in variants.items() if k in cfg.variants.split(",")}
 
-    place = run.Placement(0)
+    place = run.Placement(cfg.nice)
     nofile = run.raise_nofile()
     pg = PostgresServer(bindir, {"max_connections": str(cfg.idle + 100)})
     results: dict[str, list[dict[str, Any]]] = {k: [] for k in variants}
