@@ -4,7 +4,7 @@ Django closes a request's obsolete database connections when the request
 starts and when it finishes (``close_old_connections``, per ``CONN_MAX_AGE``
 and ``CONN_HEALTH_CHECKS``).  A WebSocket view is one request that lasts as
 long as its socket, so without more, every view that touched the ORM once
-holds its connection until the socket closes: 5,000 idle chat sockets hold
+would hold its connection until the socket closed: 5,000 idle chat sockets,
 5,000 PostgreSQL connections.  With ``WEBSOCKET_CLOSE_DB_CONNECTIONS`` (on
 by default), :func:`close_idle_connections` runs each time the view's
 ``receive()`` is about to wait for the client, and closes what Django would
