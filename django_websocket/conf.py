@@ -4,40 +4,44 @@ Django sends ``setting_changed`` whenever ``override_settings`` (or
 ``TestCase.settings``) applies or restores a setting; that empties the cache,
 so tests see their overrides at once.
 
-========================== ======================= ===========================================
-setting                    default                 meaning
-========================== ======================= ===========================================
-WEBSOCKET_ACCEPT_ALL       ``False``               with the middleware: upgrade requests to
-                                                   undecorated views are served too
-WEBSOCKET_MAX_MESSAGE_SIZE ``1048576`` (1 MiB)     largest incoming message, after
-                                                   decompression; ``None`` for no limit (1009)
-WEBSOCKET_COMPRESSION      ``True``                negotiate permessage-deflate (RFC 7692)
-                                                   with ``DeflateConfig()``'s parameters; a
-                                                   ``DeflateConfig`` for others; ``False``: off
-WEBSOCKET_PING_INTERVAL    ``20.0``                seconds between keepalive pings; ``None``
-                                                   disables them
-WEBSOCKET_PING_TIMEOUT     ``20.0``                seconds to wait for the pong before closing
-                                                   with 1011
-WEBSOCKET_CLOSE_TIMEOUT    ``5.0``                 seconds to wait for the peer's close frame
-WEBSOCKET_SEND_TIMEOUT     ``30.0``                seconds one send may wait for a peer that
-                                                   takes no data before the connection is cut
-WEBSOCKET_MAX_QUEUE        ``16``                  messages received ahead of the view before
-                                                   reading pauses (TCP then pushes back)
-WEBSOCKET_ALLOWED_ORIGINS  ``[]``                  extra origins allowed besides the request's
-                                                   own host and ``CSRF_TRUSTED_ORIGINS``
-                                                   (``"*"`` allows any)
-WEBSOCKET_SHUTDOWN_TIMEOUT ``10.0``                the package's server exits within this many
-                                                   seconds of SIGTERM (WebSockets not closed
-                                                   within WEBSOCKET_CLOSE_TIMEOUT are cut)
-WEBSOCKET_GROUPS           ``{}`` (in-process)     backend of ``django_websocket.groups``:
-                                                   ``{"BACKEND": "redis", "URL": ...}``, keys
-                                                   BACKEND URL PREFIX MAX_QUEUE
-                                                   MAX_QUEUE_BYTES COUNT_TTL OPTIONS
-                                                   (docs/groups.md)
-WEBSOCKET_CLOSE_ON_LOGOUT  ``True``                Django's ``user_logged_out`` closes the
-                                                   WebSockets of that session, in every
-                                                   process, with 4401 "logged out"
-========================== ======================= ===========================================
+============================== ======================= ===========================================
+setting                        default                 meaning
+============================== ======================= ===========================================
+WEBSOCKET_ACCEPT_ALL           ``False``               with the middleware: upgrade requests to
+                                                       undecorated views are served too
+WEBSOCKET_MAX_MESSAGE_SIZE     ``1048576`` (1 MiB)     largest incoming message, after
+                                                       decompression; ``None`` for no limit (1009)
+WEBSOCKET_COMPRESSION          ``True``                negotiate permessage-deflate (RFC 7692)
+                                                       with ``DeflateConfig()``'s parameters; a
+                                                       ``DeflateConfig`` for others; ``False``: off
+WEBSOCKET_PING_INTERVAL        ``20.0``                seconds between keepalive pings; ``None``
+                                                       disables them
+WEBSOCKET_PING_TIMEOUT         ``20.0``                seconds to wait for the pong before closing
+                                                       with 1011
+WEBSOCKET_CLOSE_TIMEOUT        ``5.0``                 seconds to wait for the peer's close frame
+WEBSOCKET_SEND_TIMEOUT         ``30.0``                seconds one send may wait for a peer that
+                                                       takes no data before the connection is cut
+WEBSOCKET_MAX_QUEUE            ``16``                  messages received ahead of the view before
+                                                       reading pauses (TCP then pushes back)
+WEBSOCKET_ALLOWED_ORIGINS      ``[]``                  extra origins allowed besides the request's
+                                                       own host and ``CSRF_TRUSTED_ORIGINS``
+                                                       (``"*"`` allows any)
+WEBSOCKET_SHUTDOWN_TIMEOUT     ``10.0``                the package's server exits within this many
+                                                       seconds of SIGTERM (WebSockets not closed
+                                                       within WEBSOCKET_CLOSE_TIMEOUT are cut)
+WEBSOCKET_CLOSE_DB_CONNECTIONS ``True``                while ``receive()`` waits for the client,
+                                                       close the database connections Django would
+                                                       close between requests (``CONN_MAX_AGE``),
+                                                       never one inside a transaction
+WEBSOCKET_GROUPS               ``{}`` (in-process)     backend of ``django_websocket.groups``:
+                                                       ``{"BACKEND": "redis", "URL": ...}``, keys
+                                                       BACKEND URL PREFIX MAX_QUEUE
+                                                       MAX_QUEUE_BYTES COUNT_TTL OPTIONS
+                                                       (docs/groups.md)
+WEBSOCKET_CLOSE_ON_LOGOUT      ``True``                Django's ``user_logged_out`` closes the
+                                                       WebSockets of that session, in every
+                                                       process, with 4401 "logged out"
+============================== ======================= ===========================================
 """
 
 from __future__ import annotations
@@ -63,6 +67,7 @@ DEFAULTS: dict[str, Any] = {
     "WEBSOCKET_MAX_QUEUE": 16,
     "WEBSOCKET_ALLOWED_ORIGINS": [],
     "WEBSOCKET_SHUTDOWN_TIMEOUT": 10.0,
+    "WEBSOCKET_CLOSE_DB_CONNECTIONS": True,
     "WEBSOCKET_GROUPS": {},
     "WEBSOCKET_CLOSE_ON_LOGOUT": True,
 }
@@ -86,7 +91,11 @@ def _is_number(value: object) -> bool:
 
 def validate(name: str, value: Any) -> Any:
     """Check one setting's (or decorator option's) value; raise ``ImproperlyConfigured``."""
-    if name in ("WEBSOCKET_ACCEPT_ALL", "WEBSOCKET_CLOSE_ON_LOGOUT"):
+    if name in (
+        "WEBSOCKET_ACCEPT_ALL",
+        "WEBSOCKET_CLOSE_ON_LOGOUT",
+        "WEBSOCKET_CLOSE_DB_CONNECTIONS",
+    ):
         if not isinstance(value, bool):
             raise ImproperlyConfigured(f"{name} must be True or False, not {value!r}")
     elif name == "WEBSOCKET_COMPRESSION":

@@ -74,6 +74,7 @@ def _decorator(required: bool) -> Any:
         send_timeout: float = UNSET,
         max_queue: int = UNSET,
         origins: Sequence[str] = UNSET,
+        close_db_connections: bool = UNSET,
     ) -> Callable[[View], View]: ...
 
     def decorator(view: Any = None, /, **options: Any) -> Any:
@@ -100,7 +101,7 @@ accept_websocket.__doc__ = """Let a view serve both plain HTTP and WebSocket req
 Use bare (``@accept_websocket``) or with options
 (``@accept_websocket(subprotocols=["chat"], max_message_size=2**20, compression=True,
 ping_interval=20, ping_timeout=20, close_timeout=5, send_timeout=30, max_queue=16,
-origins=["https://example.com"])``);
+origins=["https://example.com"], close_db_connections=True)``);
 options override the ``WEBSOCKET_*`` settings for this view (``compression`` also takes a
 :class:`~django_websocket.protocol.DeflateConfig`).  For an upgrade
 request the view runs with ``request.websocket`` set; for a plain request it

@@ -21,6 +21,7 @@ from django.http import HttpRequest, HttpResponse
 from django.utils.http import is_same_domain
 
 from . import conf, groups, signals
+from .database import session_hook
 from .exceptions import ConnectionClosed
 from .protocol import (
     CloseCode,
@@ -127,6 +128,7 @@ class Options:
     send_timeout: Any = UNSET
     max_queue: Any = UNSET
     origins: Any = UNSET
+    close_db_connections: Any = UNSET
 
     def __post_init__(self) -> None:
         if isinstance(self.subprotocols, str) or not all(
@@ -152,6 +154,7 @@ class Options:
             ping_timeout=self.get("ping_timeout"),
             send_timeout=float(self.get("send_timeout")),
             max_queue=self.get("max_queue"),
+            on_idle=session_hook() if self.get("close_db_connections") else None,
         )
 
 
@@ -164,6 +167,7 @@ _OPTION_SETTINGS = {
     "send_timeout": "WEBSOCKET_SEND_TIMEOUT",
     "max_queue": "WEBSOCKET_MAX_QUEUE",
     "origins": "WEBSOCKET_ALLOWED_ORIGINS",
+    "close_db_connections": "WEBSOCKET_CLOSE_DB_CONNECTIONS",
 }
 
 

@@ -290,8 +290,9 @@ class PostgresServer:
     NAME = "dwtest"
     USER = "postgres"
 
-    def __init__(self, bindir: Path) -> None:
+    def __init__(self, bindir: Path, settings: dict[str, str] | None = None) -> None:
         self.bindir = bindir
+        self.settings = settings or {}  # more ``-c name=value`` server settings
         self.port = free_port()
         self.dir = Path(tempfile.mkdtemp(prefix="dwtest-pg-"))
         self.proc: subprocess.Popen[bytes] | None = None
@@ -327,6 +328,8 @@ class PostgresServer:
         )
         options = ["-p", str(self.port), "-k", str(self.dir), "-c", "fsync=off"]
         options += ["-c", "listen_addresses=127.0.0.1"]
+        for name, value in self.settings.items():
+            options += ["-c", f"{name}={value}"]
         self.proc = subprocess.Popen(
             [str(self.bindir / "postgres"), "-D", data, *options],
             cwd=self.dir,

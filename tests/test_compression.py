@@ -1,4 +1,4 @@
-"""permessage-deflate end to end: a browser's offer, the shipped defaults, a view's DeflateConfig."""
+"""permessage-deflate end to end: a browser offer, the shipped defaults, a view's DeflateConfig."""
 
 from __future__ import annotations
 

@@ -32,6 +32,7 @@ def test_decorators_bare_and_with_options() -> None:
         ({"max_message_size": -1}, "WEBSOCKET_MAX_MESSAGE_SIZE must be None or an integer >= 0"),
         ({"ping_interval": 0}, "WEBSOCKET_PING_INTERVAL must be None or a number of seconds > 0"),
         ({"compression": "yes"}, "WEBSOCKET_COMPRESSION must be True, False or a"),
+        ({"close_db_connections": 1}, "WEBSOCKET_CLOSE_DB_CONNECTIONS must be True or False"),
         ({"origins": "https://a.example"}, "must be a list of origin strings"),
         ({"origins": ["a.example"]}, "entries need a scheme"),
         ({"close_timeout": -1}, "WEBSOCKET_CLOSE_TIMEOUT must be a number of seconds >= 0"),
@@ -74,6 +75,21 @@ def test_settings_are_read_when_used() -> None:
     # Values are cached between changes; leaving the override restores the setting.
     assert conf.get("WEBSOCKET_MAX_MESSAGE_SIZE") == 4 << 20
     assert options.get("max_message_size") == 4 << 20
+
+
+def test_closing_idle_database_connections_is_on_unless_turned_off() -> None:
+    """Each session gets its own hook (its own memory of holding no connection)."""
+    from django.test import override_settings
+
+    from django_websocket.upgrade import Options
+
+    first, second = Options().session(), Options().session()
+    assert callable(first.on_idle) and callable(second.on_idle)
+    assert first.on_idle is not second.on_idle
+    assert Options(close_db_connections=False).session().on_idle is None
+    with override_settings(WEBSOCKET_CLOSE_DB_CONNECTIONS=False):
+        assert Options().session().on_idle is None
+        assert callable(Options(close_db_connections=True).session().on_idle)
 
 
 def test_invalid_setting_is_never_cached() -> None:

@@ -89,12 +89,15 @@ def test_runserver_gevent_gives_each_greenlet_its_own_database_connection(
     cooperatively under gevent).  Each greenlet gets its own connection (no
     "DatabaseWrapper objects created in a thread can only be used in that
     same thread"), and every connection is closed once its request or
-    session ends.
+    session ends.  The sessions keep their connections while they wait
+    (WEBSOCKET_CLOSE_DB_CONNECTIONS off), so that three are open at once;
+    tests/test_database_connections.py covers letting go of them.
     """
     postgres: PostgresServer | None = None
     if database == "postgres":
         postgres = request.getfixturevalue("postgres")
-    proc = _runserver(db_path, *options, env=postgres.env() if postgres else None)
+    env = {"TEST_CLOSE_DB_CONNECTIONS": "0", **(postgres.env() if postgres else {})}
+    proc = _runserver(db_path, *options, env=env)
     try:
         with contextlib.ExitStack() as stack:
             sockets = [stack.enter_context(connect(proc.url("/orm/each/"))) for _ in range(3)]

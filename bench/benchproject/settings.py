@@ -39,6 +39,18 @@ DATABASES = {
         "NAME": os.path.join(tempfile.gettempdir(), "django-websocket-bench.sqlite3"),
     }
 }
+# bench/db_connections.py: PostgreSQL, with or without Django's pool, and with
+# WEBSOCKET_CLOSE_DB_CONNECTIONS on (the default) or off.
+if os.environ.get("BENCH_POSTGRES_PORT"):
+    DATABASES["default"] = {
+        "ENGINE": "django.db.backends.postgresql",
+        "HOST": "127.0.0.1",
+        "PORT": os.environ["BENCH_POSTGRES_PORT"],
+        "NAME": os.environ["BENCH_POSTGRES_NAME"],
+        "USER": "postgres",
+        "OPTIONS": {"pool": True} if os.environ.get("BENCH_DB_POOL") == "1" else {},
+    }
+WEBSOCKET_CLOSE_DB_CONNECTIONS = os.environ.get("BENCH_CLOSE_DB_CONNECTIONS", "1") == "1"
 USE_TZ = True
 
 # django-websocket: every setting at its default (1 MiB max message, 20 s

@@ -1,5 +1,9 @@
-"""The echo views: one for django-websocket, one for gevent-websocket's handler."""
+"""The echo views: one for django-websocket, one for gevent-websocket's handler.
 
+``db_echo`` (bench/db_connections.py) runs one query when it opens and one per message.
+"""
+
+from django.db import connection
 from django.http import HttpResponse
 
 from django_websocket import require_websocket
@@ -21,3 +25,17 @@ def gws_echo(request):
             break
         ws.send(message)
     return HttpResponse()
+
+
+def _one_query():
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1")
+        cursor.fetchone()
+
+
+@require_websocket
+def db_echo(request):
+    _one_query()
+    for message in request.websocket:
+        _one_query()
+        request.websocket.send(message)

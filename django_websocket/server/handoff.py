@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import socket
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from ..protocol import PerMessageDeflate, ServerConnection
@@ -35,6 +36,7 @@ class SessionConfig:
 
     No defaults here: the Django layer fills every field from the view's
     options and the ``WEBSOCKET_*`` settings, whose defaults live in ``conf``.
+    ``on_idle`` is :class:`WebSocket`'s: what to do before ``receive()`` waits.
     """
 
     max_message_size: int | None
@@ -43,6 +45,7 @@ class SessionConfig:
     ping_timeout: float | None
     send_timeout: float
     max_queue: int
+    on_idle: Callable[[], None] | None
 
 
 def open_session(
@@ -81,6 +84,7 @@ def open_session(
         send_timeout=config.send_timeout,
         max_queue=config.max_queue,
         initial_data=initial_data,
+        on_idle=config.on_idle,
     )
 
 

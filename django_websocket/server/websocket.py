@@ -90,7 +90,9 @@ class WebSocket:
     ``ping_interval``/``ping_timeout``: keepalive (``None``: no pings).
     ``send_timeout``: seconds one send may wait for the peer to take data
     before the connection is cut.  ``max_queue``: messages received ahead of
-    the view before reading pauses.
+    the view before reading pauses.  ``on_idle``: called in the view's task
+    each time ``receive()`` is about to wait because no message is queued
+    (the Django layer closes obsolete database connections there).
     """
 
     def __init__(
@@ -105,6 +107,7 @@ class WebSocket:
         send_timeout: float = 30.0,
         max_queue: int = 16,
         initial_data: bytes = b"",
+        on_idle: Callable[[], None] | None = None,
     ) -> None:
         if send_timeout <= 0:
             raise ValueError("send_timeout must be > 0")
@@ -121,6 +124,7 @@ class WebSocket:
         self.ping_timeout = ping_timeout if ping_timeout is not None else ping_interval
         self.send_timeout = send_timeout
         self.max_queue = max_queue
+        self._on_idle = on_idle
         mode = self._mode = for_green(not transport.threaded)
         self._green = mode.green
         self._guard = mode.guard()
@@ -227,10 +231,12 @@ class WebSocket:
         Blocks until a message arrives.  With ``timeout`` (seconds), raises
         :class:`TimeoutError` when none arrived in time; the connection is
         unaffected.  Pings are answered and the closing handshake is
-        completed on the way.
+        completed on the way.  Before it waits for the peer it lets go of
+        obsolete database connections (``WEBSOCKET_CLOSE_DB_CONNECTIONS``).
         """
         deadline = None if timeout is None else time.monotonic() + timeout
         conn = self._conn
+        on_idle = self._on_idle
         # The pump stays armed unless the view has to wait (_wait_readable):
         # a message already queued costs no watcher call.
         self._receivers += 1
@@ -256,6 +262,9 @@ class WebSocket:
                     self._flush()  # the close frame of a violation, if any
                     self._finish_closing()
                     return None
+                if on_idle is not None:
+                    on_idle()  # once per wait, in the view's task, before it blocks
+                    on_idle = None
                 if not self._await(deadline):
                     raise TimeoutError("no WebSocket message received within the timeout")
         finally:

@@ -36,6 +36,10 @@ if os.environ.get("TEST_POSTGRES_PORT"):  # tests/servers.py's PostgresServer
         "NAME": os.environ["TEST_POSTGRES_NAME"],
         "USER": "postgres",
     }
+    if os.environ.get("TEST_CONN_MAX_AGE"):
+        DATABASES["default"]["CONN_MAX_AGE"] = int(os.environ["TEST_CONN_MAX_AGE"])
+    if os.environ.get("TEST_DB_POOL") == "1":  # Django's pool (5.1+), small and quick to time out
+        DATABASES["default"]["OPTIONS"] = {"pool": {"min_size": 1, "max_size": 4, "timeout": 2}}
 USE_TZ = True
 CSRF_TRUSTED_ORIGINS = ["https://trusted.example", "https://*.wild.example"]
 WEBSOCKET_ALLOWED_ORIGINS = ["http://allowed.example"]
@@ -45,6 +49,7 @@ WEBSOCKET_PING_TIMEOUT = float(os.environ.get("TEST_PING_TIMEOUT", "20"))
 WEBSOCKET_CLOSE_TIMEOUT = 2.0
 WEBSOCKET_SEND_TIMEOUT = float(os.environ.get("TEST_SEND_TIMEOUT", "30"))
 WEBSOCKET_MAX_MESSAGE_SIZE = int(os.environ.get("TEST_MAX_MESSAGE_SIZE", 4 << 20))
+WEBSOCKET_CLOSE_DB_CONNECTIONS = os.environ.get("TEST_CLOSE_DB_CONNECTIONS", "1") == "1"
 ATOMIC_REQUESTS = True
 LOGGING = {
     "version": 1,

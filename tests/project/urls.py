@@ -14,6 +14,8 @@ urlpatterns = [
     path("orm/", views.uses_orm),
     path("orm/each/", views.orm_per_message),
     path("orm/plain/", views.orm_plain),
+    path("orm/atomic-wait/", views.orm_atomic_wait),
+    path("orm/keeps-connection/", views.orm_keeps_connection),
     path("debug/database-files/", views.database_files),
     path("keepalive/", views.keepalive),
     path("legacy/", views.legacy),

@@ -437,3 +437,83 @@ def test_messages_before_the_close_are_still_delivered(green: bool) -> None:
     assert peer.frames_until_close(timeout=3)[-1].close_code == 1001
     session.join()
     assert session.result == ["a", "b", None]
+
+
+# ----------------------------------------------------------------------
+# on_idle: what the Django layer does before receive() waits (database connections)
+
+
+def _wait_for(green: bool, condition: object, timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():  # type: ignore[operator]
+        assert time.monotonic() < deadline, "timed out"
+        pause(green, 0.01)
+
+
+@pytest.mark.parametrize("green", MODES)
+def test_on_idle_runs_in_the_view_task_once_per_wait_never_for_a_queued_message(
+    green: bool,
+) -> None:
+    import greenlet
+
+    calls: list[object] = []
+
+    def on_idle() -> None:
+        calls.append(greenlet.getcurrent())
+
+    def view(ws: WebSocket) -> tuple[object, list[tuple[object, int]]]:
+        seen = []
+        while (message := ws.receive()) is not None:
+            seen.append((message, len(calls)))
+        return greenlet.getcurrent(), seen
+
+    peer, session = open_session(green, view, on_idle=on_idle)
+    _wait_for(green, lambda: len(calls) == 1)  # the view waits for the first message
+    peer.send(text("a") + text("b") + text("c"))  # one write: b and c are queued behind a
+    _wait_for(green, lambda: len(calls) == 2)  # ...and it waits again only after c
+    peer.close(1000)
+    assert peer.frames_until_close()[-1].close_code == 1000
+    session.join()
+    assert session.error is None
+    task, seen = session.result
+    assert seen == [("a", 1), ("b", 1), ("c", 1)]
+    assert calls == [task, task]  # the view's own greenlet or thread
+
+
+@pytest.mark.parametrize("green", MODES)
+def test_on_idle_runs_before_each_receive_timeout_wait(green: bool) -> None:
+    calls: list[float] = []
+
+    def view(ws: WebSocket) -> object:
+        for _ in range(3):
+            with pytest.raises(TimeoutError):
+                ws.receive(timeout=0.05)
+        return ws.receive(timeout=5)
+
+    peer, session = open_session(green, view, on_idle=lambda: calls.append(time.monotonic()))
+    _wait_for(green, lambda: len(calls) == 4)
+    peer.send(text("late"))
+    assert peer.frames_until_close()[-1].close_code == 1000
+    peer.close(1000)
+    session.join()
+    assert session.error is None
+    assert session.result == "late"
+    assert len(calls) == 4
+
+
+@pytest.mark.parametrize("green", MODES)
+def test_on_idle_is_not_called_by_polls_or_sends(green: bool) -> None:
+    calls: list[int] = []
+
+    def view(ws: WebSocket) -> object:
+        polled = (ws.read("nothing"), ws.has_messages(), ws.count_messages())
+        ws.send("pushed")
+        return polled, len(calls)
+
+    peer, session = open_session(green, view, on_idle=lambda: calls.append(1))
+    assert peer.frame().payload == b"pushed"
+    assert peer.frames_until_close()[-1].close_code == 1000
+    peer.close(1000)
+    session.join()
+    assert session.error is None
+    assert session.result == (("nothing", False, 0), 0)

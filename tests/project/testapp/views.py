@@ -558,3 +558,44 @@ def io_second_sender(request):
     finally:
         stop.set()
         thread.join()
+
+
+# ----------------------------------------------------------------------
+# Database connections while a view waits (tests/test_database_connections.py)
+
+
+def _backend_pid():
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        return cursor.fetchone()[0]
+
+
+@require_websocket
+def orm_atomic_wait(request):
+    """Writes in a transaction, waits in receive() inside it, then reads its own write back.
+
+    Sends ``waiting <pid>`` before the wait and ``after <pid> <in_atomic> <seen>`` after it:
+    the same server process (pid) and the uncommitted row still visible mean the
+    transaction survived the wait.  Rolled back at the end, so nothing is left behind.
+    """
+    from django.contrib.auth.models import User
+
+    ws = request.websocket
+    with transaction.atomic():
+        name = f"atomic-{id(ws)}"
+        User.objects.create(username=name)
+        ws.send(f"waiting {_backend_pid()}")
+        ws.receive()
+        seen = User.objects.filter(username=name).exists()
+        ws.send(f"after {_backend_pid()} {connection.in_atomic_block} {seen}")
+        transaction.set_rollback(True)
+    ws.receive()
+
+
+@require_websocket(close_db_connections=False)
+def orm_keeps_connection(request):
+    """Like ``uses_orm``, with the decorator option that keeps the connection while waiting."""
+    from django.contrib.auth.models import User
+
+    request.websocket.send(str(User.objects.count()))
+    request.websocket.receive()
