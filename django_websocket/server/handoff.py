@@ -67,6 +67,7 @@ def open_session(
             logger.info("WebSocket client left during the handshake: %s", exc)
             with contextlib.suppress(OSError):
                 transport.sock.shutdown(socket.SHUT_RDWR)
+            transport.release()
             return None
     connection = ServerConnection(
         max_message_size=config.max_message_size, deflate=deflate, control_events=False
