@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import base64
 import os
+import re
+import shutil
 import signal
 import socket
 import struct
@@ -16,6 +18,15 @@ from pathlib import Path
 
 TESTS_DIR = Path(__file__).resolve().parent
 REPO_DIR = TESTS_DIR.parent
+
+
+def missing(what: str) -> None:
+    """Skip a test that needs something not installed here; in CI (``CI=true``), fail it."""
+    import pytest
+
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"{what} (CI=true: this test must run)", pytrace=False)
+    pytest.skip(what)
 
 
 def free_port() -> int:
@@ -160,6 +171,75 @@ def gunicorn_command(port: int, worker_class: str, *options: str, workers: int =
         # default; several test servers at once must not share it.
         command.append("--no-control-socket")
     return [*command, "project.wsgi"]
+
+
+# ----------------------------------------------------------------------
+# uWSGI, from the ini files docs/deployment.md shows
+
+#: The ``uwsgi`` program next to this interpreter (pip installs it there), or on PATH.
+UWSGI: str | None = next(
+    (
+        str(path)
+        for path in (Path(sys.executable).parent / "uwsgi",)
+        if path.exists() and os.access(path, os.X_OK)
+    ),
+    None,
+) or shutil.which("uwsgi")
+UWSGI_MISSING = "uWSGI is not installed: pip install uwsgi (or the package's [uwsgi] extra)"
+
+
+def documented_uwsgi_ini(kind: str) -> str:
+    """An ini block of docs/deployment.md's uWSGI section: ``gevent``, ``threads`` or ``router``."""
+    text = (REPO_DIR / "docs" / "deployment.md").read_text()
+    section = text.split("\n## uWSGI\n", 1)[1].split("\n## ", 1)[0]
+    blocks = re.findall(r"<!-- (.*?) -->\n```ini\n(.*?)```", section, re.S)
+    by_kind = {}
+    for note, block in blocks:
+        if "router" in note:
+            by_kind["router"] = block
+        elif "gevent" in block:
+            by_kind["gevent"] = block
+        else:
+            by_kind["threads"] = block
+    assert set(by_kind) == {"gevent", "threads", "router"}, "docs lost a tested uWSGI block"
+    return by_kind[kind]
+
+
+def _replace_once(text: str, old: str, new: str) -> str:
+    assert text.count(old) == 1, f"expected {old!r} once in the documented ini"
+    return text.replace(old, new)
+
+
+def uwsgi_ini(port: int, loop: str, router: bool = False, **options: str) -> str:
+    """The documented ini for ``loop`` (``gevent`` or ``threads``) on ``port``, one worker.
+
+    ``router``: uWSGI's HTTP router in front (the documented replacement of
+    the ``http-socket`` line).  ``options`` are appended (``_`` for ``-``).
+    """
+    ini = documented_uwsgi_ini(loop)
+    ini = _replace_once(ini, "myproject.wsgi:application", "project.wsgi:application")
+    ini = _replace_once(ini, "processes = 4", "processes = 1")
+    socket_line = "http-socket = 127.0.0.1:8000"
+    if router:
+        ini = _replace_once(ini, socket_line, documented_uwsgi_ini("router").strip())
+        socket_line = "http = 127.0.0.1:8000"
+    ini = _replace_once(ini, socket_line, socket_line.replace("8000", str(port)))
+    if loop == "gevent":
+        ini = _replace_once(ini, "gevent = 1000", "gevent = 100")
+    else:
+        ini = _replace_once(ini, "threads = 50", "threads = 4")
+    for name, value in options.items():
+        ini += f"{name.replace('_', '-')} = {value}\n"
+    return ini
+
+
+def uwsgi_command(port: int, loop: str, router: bool = False, **options: str) -> list[str]:
+    """uWSGI started from the documented ini (written to a temporary file), in the tests dir."""
+    assert UWSGI is not None, UWSGI_MISSING
+    handle, path = tempfile.mkstemp(prefix="uwsgi-", suffix=".ini")
+    with os.fdopen(handle, "w") as file:
+        file.write(uwsgi_ini(port, loop, router, chdir=str(TESTS_DIR), **options))
+    return [UWSGI, "--ini", path]
 
 
 # ----------------------------------------------------------------------
