@@ -42,6 +42,8 @@ from servers import (
     read_response_head,
     uwsgi_command,
 )
+from websockets.exceptions import InvalidStatus
+from websockets.sync.client import connect
 
 TEXT, BINARY, CLOSE = 0x1, 0x2, 0x8
 
@@ -320,6 +322,63 @@ def test_view_that_raises(row: Row, server: ServerProcess) -> None:
     assert log.count("Internal Server Error in WebSocket view: /boom/") == 1, log
     rest = without_boom_report(log)
     assert error_lines(rest) == [], log
+
+
+def test_handshake_and_protocol_rules(
+    row: Row, server: ServerProcess, request: pytest.FixtureRequest
+) -> None:
+    """The package's own handshake and protocol rules hold on every server it hand-shakes on.
+
+    Subprotocol by the server's preference, permessage-deflate, Origin
+    (403 for a foreign one, 101 for the request's own), and a connection
+    failed with 1007 (invalid UTF-8) and with 1009 (too big), each followed
+    by nothing but EOF; no error line in the log.
+    """
+    if row.adopts:
+        pytest.skip("gevent-websocket hand-shakes itself: see test_adopted_connection_*")
+    if row.name == "runserver-threaded":
+        # Found by this test (not uWSGI's): after failing a connection the
+        # WebSocket stops reading, so the client's answering close frame can
+        # still be in the kernel's buffer at the shutdown; wsgiref then reads
+        # it as a new request and logs "Bad request syntax" and "Broken pipe".
+        request.applymarker(
+            pytest.mark.xfail(reason="wsgiref reads the client's late close frame as HTTP")
+        )
+    mark = len(server.log())
+    with connect(server.url("/subprotocol/"), subprotocols=["chat.v1", "chat.v2"]) as ws:
+        assert ws.subprotocol == "chat.v2"
+        assert ws.recv(timeout=5) == "chat.v2"
+    with connect(server.url("/echo/"), compression="deflate") as ws:
+        assert "permessage-deflate" in ws.response.headers.get("Sec-WebSocket-Extensions", "")
+        text = f"compressible on {row.name} " * 1000
+        ws.send(text)
+        assert ws.recv(timeout=5) == text
+    with pytest.raises(InvalidStatus) as refused:
+        connect(server.url("/echo/"), origin="http://evil.example")  # type: ignore[arg-type]
+    assert refused.value.response.status_code == 403
+    own = f"http://127.0.0.1:{server.port}"
+    sock, reader = open_ws(server.port, "/echo/", {"Origin": own})
+    with sock:
+        sock.sendall(client_frame(TEXT, b"same origin"))
+        assert reader.frame() == (TEXT, True, b"same origin")
+        sock.sendall(client_frame(CLOSE, close_payload(1000)))
+        assert reader.frame() == (CLOSE, True, close_payload(1000))
+        assert reader.rest_until_eof() == b""
+    failures = {
+        1007: client_frame(TEXT, b"\xce\xba\xff"),
+        # Only the header of a 5 MiB frame: the limit (4 MiB) is decided on it.
+        1009: b"\x82\xff" + (5 << 20).to_bytes(8, "big") + b"\x00\x00\x00\x00",
+    }
+    for code, data in failures.items():
+        sock, reader = open_ws(server.port, "/echo/")
+        with sock:
+            sock.sendall(data)
+            opcode, _, payload = reader.frame()
+            assert (opcode, payload[:2]) == (CLOSE, close_payload(code)), (code, payload)
+            assert finish_and_read_rest(sock, reader, close_payload(code)) == b""
+    assert_served_normally_after(server)
+    log = log_since(server, mark)
+    assert error_lines(log) == [], log
 
 
 def test_client_that_never_answers_the_close(processes: dict[str, ServerProcess]) -> None:
