@@ -309,6 +309,10 @@ def _uwsgi_transport() -> Transport | None:
     green = (loop.decode() if isinstance(loop, bytes) else str(loop)) == "gevent"
     if green:
         from gevent.socket import socket as socket_class
+
+        from .uwsgi_worker import watch_for_shutdown
+
+        watch_for_shutdown(uwsgi)
     else:
         socket_class = _original_socket_class()
     sock = socket_class(fileno=os.dup(fd))
