@@ -189,19 +189,28 @@ UWSGI_MISSING = "uWSGI is not installed: pip install uwsgi (or the package's [uw
 
 
 def documented_uwsgi_ini(kind: str) -> str:
-    """An ini block of docs/deployment.md's uWSGI section: ``gevent``, ``threads`` or ``router``."""
+    """An ini block of docs/deployment.md's uWSGI section.
+
+    ``gevent`` and ``threads`` are whole files; ``router`` (uWSGI's HTTP
+    router) and ``uwsgi_pass`` (nginx speaking the uwsgi protocol) are the
+    lines that replace the ``http-socket`` line.
+    """
     text = (REPO_DIR / "docs" / "deployment.md").read_text()
     section = text.split("\n## uWSGI\n", 1)[1].split("\n## ", 1)[0]
-    blocks = re.findall(r"<!-- (.*?) -->\n```ini\n(.*?)```", section, re.S)
+    blocks = re.findall(r"<!-- ([^\n]*?) -->\n```ini\n(.*?)```", section, re.S)
     by_kind = {}
     for note, block in blocks:
         if "router" in note:
             by_kind["router"] = block
+        elif "uwsgi_pass" in note:
+            by_kind["uwsgi_pass"] = block
         elif "gevent" in block:
             by_kind["gevent"] = block
         else:
             by_kind["threads"] = block
-    assert set(by_kind) == {"gevent", "threads", "router"}, "docs lost a tested uWSGI block"
+    assert set(by_kind) == {"gevent", "threads", "router", "uwsgi_pass"}, (
+        "docs/deployment.md lost a tested uWSGI block"
+    )
     return by_kind[kind]
 
 
@@ -210,20 +219,24 @@ def _replace_once(text: str, old: str, new: str) -> str:
     return text.replace(old, new)
 
 
-def uwsgi_ini(port: int, loop: str, router: bool = False, **options: str) -> str:
+def uwsgi_ini(port: int, loop: str, front: str = "http-socket", **options: str) -> str:
     """The documented ini for ``loop`` (``gevent`` or ``threads``) on ``port``, one worker.
 
-    ``router``: uWSGI's HTTP router in front (the documented replacement of
-    the ``http-socket`` line).  ``options`` are appended (``_`` for ``-``).
+    ``front``: ``http-socket`` (the file as shown), ``router`` (uWSGI's HTTP
+    router in front) or ``uwsgi_pass`` (the uwsgi protocol, for nginx), each
+    the documented replacement of the ``http-socket`` line.  ``options`` are
+    appended (``_`` for ``-``).
     """
     ini = documented_uwsgi_ini(loop)
     ini = _replace_once(ini, "myproject.wsgi:application", "project.wsgi:application")
     ini = _replace_once(ini, "processes = 4", "processes = 1")
     socket_line = "http-socket = 127.0.0.1:8000"
-    if router:
-        ini = _replace_once(ini, socket_line, documented_uwsgi_ini("router").strip())
-        socket_line = "http = 127.0.0.1:8000"
-    ini = _replace_once(ini, socket_line, socket_line.replace("8000", str(port)))
+    if front != "http-socket":
+        block = documented_uwsgi_ini(front).strip()
+        ini = _replace_once(ini, socket_line, block)
+        socket_line = next(line for line in block.splitlines() if "127.0.0.1:" in line)
+    address = socket_line.rsplit("127.0.0.1:", 1)[1]
+    ini = _replace_once(ini, socket_line, socket_line.replace(address, str(port)))
     if loop == "gevent":
         ini = _replace_once(ini, "gevent = 1000", "gevent = 100")
     else:
@@ -233,12 +246,12 @@ def uwsgi_ini(port: int, loop: str, router: bool = False, **options: str) -> str
     return ini
 
 
-def uwsgi_command(port: int, loop: str, router: bool = False, **options: str) -> list[str]:
+def uwsgi_command(port: int, loop: str, front: str = "http-socket", **options: str) -> list[str]:
     """uWSGI started from the documented ini (written to a temporary file), in the tests dir."""
     assert UWSGI is not None, UWSGI_MISSING
     handle, path = tempfile.mkstemp(prefix="uwsgi-", suffix=".ini")
     with os.fdopen(handle, "w") as file:
-        file.write(uwsgi_ini(port, loop, router, chdir=str(TESTS_DIR), **options))
+        file.write(uwsgi_ini(port, loop, front, chdir=str(TESTS_DIR), **options))
     return [UWSGI, "--ini", path]
 
 

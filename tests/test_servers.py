@@ -146,14 +146,14 @@ ROWS = [
     ),
     Row(
         "uwsgi-router-gevent",
-        lambda port: uwsgi_command(port, "gevent", router=True),
+        lambda port: uwsgi_command(port, "gevent", front="router"),
         logs_101=True,
         needs_uwsgi=True,
         access_101=UWSGI_101,
     ),
     Row(
         "uwsgi-router-threads",
-        lambda port: uwsgi_command(port, "threads", router=True),
+        lambda port: uwsgi_command(port, "threads", front="router"),
         threaded=True,
         logs_101=True,
         needs_uwsgi=True,

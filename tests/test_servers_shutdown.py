@@ -337,7 +337,7 @@ def test_uwsgi_gevent_closes_websockets_with_1001(
     fifo = tmp_path / "master.fifo"
     port = free_port()
     server = ServerProcess(
-        uwsgi_command(port, "gevent", router=router, master_fifo=str(fifo)),
+        uwsgi_command(port, "gevent", "router" if router else "http-socket", master_fifo=str(fifo)),
         port,
         project_env(TEST_DB_PATH=db_path),
     )
