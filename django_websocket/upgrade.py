@@ -53,7 +53,8 @@ UNSET: Any = object()
 UNSUPPORTED_BODY = (
     "501 Not Implemented: this server cannot hand its connections to WebSocket views.\n"
     "Serve the project with `python -m django_websocket`, `manage.py runserver` with "
-    "django_websocket in INSTALLED_APPS, gunicorn -k gevent, or gevent's WSGIServer.\n"
+    "django_websocket in INSTALLED_APPS, gunicorn -k gevent, uWSGI --gevent, or gevent's "
+    "WSGIServer.\n"
 )
 
 
@@ -236,7 +237,8 @@ def _unsupported(request: HttpRequest) -> HttpResponse:
     logger.error(
         "WebSocket upgrade for %s refused with 501: %s. Remedy: serve WebSocket URLs with "
         "`python -m django_websocket`, `manage.py runserver` (django_websocket in "
-        "INSTALLED_APPS), gunicorn -k gevent, or gevent.pywsgi.WSGIServer; behind an HTTP/2 "
+        "INSTALLED_APPS), gunicorn -k gevent, uWSGI --gevent, or gevent.pywsgi.WSGIServer; "
+        "behind an HTTP/2 "
         "proxy, forward WebSocket URLs over HTTP/1.1.",
         request.path,
         why,

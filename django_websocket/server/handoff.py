@@ -115,7 +115,8 @@ def _warn_about_capacity(server: str, threaded: bool) -> None:
         logger.warning(
             "WebSockets are served by %s with one thread per connection: each open WebSocket "
             "holds a whole thread (and its worker's timeout applies). Serve them under gevent "
-            "(`python -m django_websocket` or gunicorn -k gevent) for many connections.",
+            "(`python -m django_websocket`, gunicorn -k gevent or uWSGI --gevent) for many "
+            "connections.",
             server,
         )
     if not threaded and not _checked_patching:
