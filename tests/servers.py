@@ -219,15 +219,19 @@ def _replace_once(text: str, old: str, new: str) -> str:
     return text.replace(old, new)
 
 
-def uwsgi_ini(port: int, loop: str, front: str = "http-socket", **options: str) -> str:
+def uwsgi_ini(
+    port: int, loop: str, front: str = "http-socket", drop: tuple[str, ...] = (), **options: str
+) -> str:
     """The documented ini for ``loop`` (``gevent`` or ``threads``) on ``port``, one worker.
 
     ``front``: ``http-socket`` (the file as shown), ``router`` (uWSGI's HTTP
     router in front) or ``uwsgi_pass`` (the uwsgi protocol, for nginx), each
-    the documented replacement of the ``http-socket`` line.  ``options`` are
-    appended (``_`` for ``-``).
+    the documented replacement of the ``http-socket`` line.  ``drop`` names
+    documented lines to leave out; ``options`` are appended (``_`` for ``-``).
     """
     ini = documented_uwsgi_ini(loop)
+    for line in drop:
+        ini = _replace_once(ini, line + "\n", "")
     ini = _replace_once(ini, "myproject.wsgi:application", "project.wsgi:application")
     ini = _replace_once(ini, "processes = 4", "processes = 1")
     socket_line = "http-socket = 127.0.0.1:8000"
@@ -246,12 +250,14 @@ def uwsgi_ini(port: int, loop: str, front: str = "http-socket", **options: str) 
     return ini
 
 
-def uwsgi_command(port: int, loop: str, front: str = "http-socket", **options: str) -> list[str]:
+def uwsgi_command(
+    port: int, loop: str, front: str = "http-socket", drop: tuple[str, ...] = (), **options: str
+) -> list[str]:
     """uWSGI started from the documented ini (written to a temporary file), in the tests dir."""
     assert UWSGI is not None, UWSGI_MISSING
     handle, path = tempfile.mkstemp(prefix="uwsgi-", suffix=".ini")
     with os.fdopen(handle, "w") as file:
-        file.write(uwsgi_ini(port, loop, front, chdir=str(TESTS_DIR), **options))
+        file.write(uwsgi_ini(port, loop, front, drop, chdir=str(TESTS_DIR), **options))
     return [UWSGI, "--ini", path]
 
 

@@ -640,3 +640,42 @@ def test_token_list_handshake_is_served(row: Row, server: ServerProcess) -> None
         assert reader.frame() == (TEXT, True, b"token lists")
         sock.sendall(client_frame(CLOSE, close_payload(1000)))
         assert reader.frame() == (CLOSE, True, close_payload(1000))
+
+
+def test_uwsgi_gevent_without_monkey_patching_warns_and_still_cooperates(db_path: str) -> None:
+    """uWSGI's gevent loop without gevent-early-monkey-patch: one WARNING naming the option;
+    the WebSockets themselves still cooperate (their sockets are gevent's), so two are served
+    at once by one worker."""
+    if UWSGI is None:
+        missing(UWSGI_MISSING)
+    procs = start_servers(
+        [
+            Row(
+                "unpatched",
+                lambda port: uwsgi_command(
+                    port, "gevent", drop=("gevent-early-monkey-patch = true",)
+                ),
+            )
+        ],
+        db_path,
+    )
+    server = procs["unpatched"]
+    try:
+        first, first_reader = open_ws(server.port, "/echo/")
+        second, second_reader = open_ws(server.port, "/echo/")
+        with first, second:
+            for sock, reader, text in (
+                (second, second_reader, b"second"),
+                (first, first_reader, b"first"),
+            ):
+                sock.sendall(client_frame(TEXT, text))
+                assert reader.frame() == (TEXT, True, text)
+            for sock, reader in ((first, first_reader), (second, second_reader)):
+                sock.sendall(client_frame(CLOSE, close_payload(1000)))
+                assert reader.frame() == (CLOSE, True, close_payload(1000))
+                assert reader.rest_until_eof() == b""
+        log = log_since(server, 0)
+    finally:
+        stop_all([server])
+    assert log.count("the socket module is not monkey-patched") == 1, log
+    assert "Set gevent-early-monkey-patch = true" in log, log

@@ -125,8 +125,13 @@ def _warn_about_capacity(server: str, threaded: bool) -> None:
         from gevent import monkey
 
         if not monkey.is_module_patched("socket"):
+            remedy = (
+                "Set gevent-early-monkey-patch = true in uWSGI's configuration."
+                if server == "uWSGI"
+                else "Call gevent.monkey.patch_all() before importing Django."
+            )
             gevent_logger.warning(
                 "WebSockets are served by gevent but the socket module is not monkey-patched: "
-                "blocking calls in views (database, HTTP clients) stall every connection. "
-                "Call gevent.monkey.patch_all() before importing Django."
+                "blocking calls in views (database, HTTP clients) stall every connection. %s",
+                remedy,
             )
