@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import base64
 import os
 import re
@@ -258,6 +259,8 @@ def uwsgi_command(
     handle, path = tempfile.mkstemp(prefix="uwsgi-", suffix=".ini")
     with os.fdopen(handle, "w") as file:
         file.write(uwsgi_ini(port, loop, front, drop, chdir=str(TESTS_DIR), **options))
+    # Kept while the tests run: a reloading uWSGI reads its ini file again.
+    atexit.register(Path(path).unlink, missing_ok=True)
     return [UWSGI, "--ini", path]
 
 
