@@ -256,9 +256,10 @@ def uwsgi_command(
 ) -> list[str]:
     """uWSGI started from the documented ini (written to a temporary file), in the tests dir."""
     assert UWSGI is not None, UWSGI_MISSING
+    ini = uwsgi_ini(port, loop, front, drop, chdir=str(TESTS_DIR), **options)
     handle, path = tempfile.mkstemp(prefix="uwsgi-", suffix=".ini")
     with os.fdopen(handle, "w") as file:
-        file.write(uwsgi_ini(port, loop, front, drop, chdir=str(TESTS_DIR), **options))
+        file.write(ini)
     # Kept while the tests run: a reloading uWSGI reads its ini file again.
     atexit.register(Path(path).unlink, missing_ok=True)
     return [UWSGI, "--ini", path]
