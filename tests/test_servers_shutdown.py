@@ -387,3 +387,30 @@ def test_uwsgi_gevent_reload_closes_websockets_with_1001_and_serves_again(db_pat
     log = server.log()
     assert log.count("stream view saw the close: code 1001") == 3, log
     assert error_lines(log) == [], log
+
+
+def test_uwsgi_threads_stop_drops_websockets_without_a_close_frame(db_path: str) -> None:
+    """The documented limit of uWSGI's threads (CAVEATS.md): on SIGTERM the worker ends from C
+    without running Python, so open WebSockets drop (1006), quickly and without an error line."""
+    if UWSGI is None:
+        missing(UWSGI_MISSING)
+    port = free_port()
+    server = ServerProcess(uwsgi_command(port, "threads"), port, project_env(TEST_DB_PATH=db_path))
+    try:
+        clients = open_streams(server, 2, messages=2)
+        server.proc.send_signal(signal.SIGTERM)
+        signalled = time.monotonic()
+        for sock, reader in clients:
+            with sock:
+                for i in range(2):
+                    assert reader.frame() == (TEXT, True, f"message {i}".encode())
+                with contextlib.suppress(ConnectionResetError):
+                    assert reader.rest_until_eof(timeout=5) == b""  # no close frame
+        code, _ = wait_exit(server, 10)
+        assert code == 0
+        assert time.monotonic() - signalled < 4
+    finally:
+        server.stop()
+    log = server.log()
+    assert "saw the close" not in log, log
+    assert error_lines(log) == [], log
