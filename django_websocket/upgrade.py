@@ -32,7 +32,7 @@ from .protocol import (
 )
 from .protocol.handshake import REQUEST_FIELDS, asks_for_websocket
 from .server.handoff import SessionConfig, open_session
-from .server.transport import Transport, find_transport
+from .server.transport import Transport, find_transport, unavailable_reason
 from .server.websocket import WebSocket
 
 __all__ = [
@@ -232,7 +232,7 @@ def _unsupported(request: HttpRequest) -> HttpResponse:
     why = (
         f"{protocol} carries no socket to take over"
         if str(protocol).upper().startswith("HTTP/2")
-        else f"{server} does not expose the client socket"
+        else unavailable_reason(request.META) or f"{server} does not expose the client socket"
     )
     logger.error(
         "WebSocket upgrade for %s refused with 501: %s. Remedy: serve WebSocket URLs with "

@@ -15,14 +15,17 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 from gunicorn.http.unreader import Unreader
@@ -676,3 +679,81 @@ def test_uwsgi_gevent_without_monkey_patching_warns_and_still_cooperates(db_path
         stop_all([server])
     assert log.count("the socket module is not monkey-patched") == 1, log
     assert "Set gevent-early-monkey-patch = true" in log, log
+
+
+def test_uwsgi_own_tls_socket_gets_the_fallback(db_path: str, tmp_path: Path) -> None:
+    """On uWSGI's own https-socket the bytes are encrypted by uWSGI: a WebSocket upgrade there
+    gets the clean 501 with a logged remedy (never a plain-text 101 on a TLS stream), plain
+    HTTPS is served, and the same process still serves WebSockets on its http-socket."""
+    if UWSGI is None:
+        missing(UWSGI_MISSING)
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        missing("openssl is not installed: apt-get install openssl")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        [
+            str(openssl),
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    tls_port = free_port()
+    procs = start_servers(
+        [
+            Row(
+                "tls",
+                lambda port: uwsgi_command(
+                    port, "gevent", https_socket=f"127.0.0.1:{tls_port},{cert},{key}"
+                ),
+            )
+        ],
+        db_path,
+    )
+    server = procs["tls"]
+    try:
+        context = ssl.create_default_context()
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE  # the test's own self-signed certificate
+        raw = socket.create_connection(("127.0.0.1", tls_port), timeout=10)
+        with context.wrap_socket(raw, server_hostname="127.0.0.1") as sock:
+            sock.sendall(
+                f"GET /echo/ HTTP/1.1\r\nHost: 127.0.0.1:{tls_port}\r\nUpgrade: websocket\r\n"
+                f"Connection: Upgrade\r\nSec-WebSocket-Key: {KEY}\r\n"
+                "Sec-WebSocket-Version: 13\r\n\r\n".encode()
+            )
+            head, _ = read_response_head(sock)
+        assert head.startswith(b"HTTP/1.1 501 "), head
+        raw = socket.create_connection(("127.0.0.1", tls_port), timeout=10)
+        with context.wrap_socket(raw, server_hostname="127.0.0.1") as sock:
+            sock.sendall(b"GET /plain/ HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+            response = b""
+            while chunk := sock.recv(4096):
+                response += chunk
+        assert response.startswith(b"HTTP/1.1 200 ") and response.endswith(b"plain ok")
+        plain, reader = open_ws(server.port, "/echo/")
+        with plain:
+            plain.sendall(client_frame(TEXT, b"plain socket"))
+            assert reader.frame() == (TEXT, True, b"plain socket")
+            plain.sendall(client_frame(CLOSE, close_payload(1000)))
+            assert reader.frame() == (CLOSE, True, close_payload(1000))
+        log = log_since(server, 0)
+    finally:
+        stop_all([server])
+    assert log.count("refused with 501: uWSGI terminates TLS on this connection itself") == 1, log
+    assert "Traceback" not in log, log

@@ -64,6 +64,7 @@ __all__ = [
     "Transport",
     "find_transport",
     "is_green_socket",
+    "unavailable_reason",
 ]
 
 #: The environ key under which this package's own handler offers the connection.
@@ -308,17 +309,24 @@ def _uwsgi_transport() -> Transport | None:
     loop = getattr(uwsgi, "loop", None)
     green = (loop.decode() if isinstance(loop, bytes) else str(loop)) == "gevent"
     if green:
-        from gevent.socket import socket as socket_class
+        from gevent.socket import socket as green_socket
 
-        from .uwsgi_worker import watch_for_shutdown
-
-        watch_for_shutdown(uwsgi)
+        socket_class: type[socket.socket] = green_socket
     else:
         socket_class = _original_socket_class()
     sock = socket_class(fileno=os.dup(fd))
+    if _tls_in_uwsgi(sock, uwsgi):
+        # uWSGI's own TLS is on this connection: the bytes on the descriptor
+        # are encrypted, and a handshake written on it would break the stream.
+        sock.close()
+        return None
     # uWSGI leaves the descriptor non-blocking (its file status, shared with
     # the duplicate): make the socket's mode match what it believes.
     sock.settimeout(None)
+    if green:
+        from .uwsgi_worker import watch_for_shutdown
+
+        watch_for_shutdown(uwsgi)
 
     def silence_uwsgi() -> None:
         # After a hijack uWSGI still writes the view's response on its
@@ -335,6 +343,43 @@ def _uwsgi_transport() -> Transport | None:
         sock.close()
 
     return Transport(sock, "uWSGI", threaded=not green, on_release=silence_uwsgi)
+
+
+#: uWSGI options whose sockets speak TLS inside the worker (uWSGI holds the TLS state).
+_UWSGI_TLS_OPTIONS = ("https-socket", "ssl-socket", "suwsgi-socket")
+
+
+def _tls_in_uwsgi(sock: socket.socket, uwsgi: Any) -> bool:
+    """Whether ``sock`` was accepted on one of uWSGI's TLS sockets (``https-socket`` ...).
+
+    Told by the connection's local address against the addresses of those
+    options (``ADDRESS,cert,key``): TLS terminated in front of uWSGI (nginx,
+    uWSGI's ``https`` router) leaves a plain connection, which is served.
+    """
+    options = getattr(uwsgi, "opt", None) or {}
+    addresses: list[str] = []
+    for name in _UWSGI_TLS_OPTIONS:
+        values = options.get(name)
+        for value in values if isinstance(values, list) else [values]:
+            if isinstance(value, bytes):
+                value = value.decode(errors="replace")
+            if isinstance(value, str) and value:
+                addresses.append(value.split(",", 1)[0])
+    if not addresses:
+        return False
+    try:
+        local = sock.getsockname()
+    except OSError:
+        return True  # cannot tell: do not risk writing plain text on TLS
+    if isinstance(local, (str, bytes)):
+        name = local.decode(errors="replace") if isinstance(local, bytes) else local
+        return name in addresses
+    port = str(local[1])
+    for address in addresses:
+        host, _, bound_port = address.rpartition(":")
+        if bound_port == port and host.strip("[]") in ("", "0.0.0.0", "::", str(local[0])):
+            return True
+    return False
 
 
 def _original_socket_class() -> type[socket.socket]:
@@ -381,4 +426,19 @@ def find_transport(environ: Mapping[str, Any]) -> Transport | None:
         software = str(environ.get("SERVER_SOFTWARE", ""))
         name = "gevent.pywsgi" if is_green_socket(sock) else (software or "wsgiref")
         return Transport(sock, name, reader=reader)
+    return None
+
+
+def unavailable_reason(environ: Mapping[str, Any]) -> str | None:
+    """Why :func:`find_transport` found no connection, with its remedy, when the server says.
+
+    ``None`` when there is nothing more specific to say than that the server
+    does not expose its socket.
+    """
+    if "uwsgi.version" in environ:
+        return (
+            "uWSGI terminates TLS on this connection itself (https-socket, ssl-socket or "
+            "suwsgi-socket), so its bytes cannot be written from Python; terminate TLS in "
+            "front of uWSGI (nginx, or uWSGI's https router) for WebSocket URLs"
+        )
     return None
