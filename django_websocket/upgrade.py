@@ -32,7 +32,7 @@ from .protocol import (
 )
 from .protocol.handshake import REQUEST_FIELDS, asks_for_websocket
 from .server.handoff import SessionConfig, open_session
-from .server.transport import Transport, find_transport
+from .server.transport import Transport, find_transport, unavailable_reason
 from .server.websocket import WebSocket
 
 __all__ = [
@@ -53,7 +53,8 @@ UNSET: Any = object()
 UNSUPPORTED_BODY = (
     "501 Not Implemented: this server cannot hand its connections to WebSocket views.\n"
     "Serve the project with `python -m django_websocket`, `manage.py runserver` with "
-    "django_websocket in INSTALLED_APPS, gunicorn -k gevent, or gevent's WSGIServer.\n"
+    "django_websocket in INSTALLED_APPS, gunicorn -k gevent, uWSGI --gevent, or gevent's "
+    "WSGIServer.\n"
 )
 
 
@@ -239,12 +240,13 @@ def _unsupported(request: HttpRequest) -> HttpResponse:
     why = (
         f"{protocol} carries no socket to take over"
         if str(protocol).upper().startswith("HTTP/2")
-        else f"{server} does not expose the client socket"
+        else unavailable_reason(request.META) or f"{server} does not expose the client socket"
     )
     logger.error(
         "WebSocket upgrade for %s refused with 501: %s. Remedy: serve WebSocket URLs with "
         "`python -m django_websocket`, `manage.py runserver` (django_websocket in "
-        "INSTALLED_APPS), gunicorn -k gevent, or gevent.pywsgi.WSGIServer; behind an HTTP/2 "
+        "INSTALLED_APPS), gunicorn -k gevent, uWSGI --gevent, or gevent.pywsgi.WSGIServer; "
+        "behind an HTTP/2 "
         "proxy, forward WebSocket URLs over HTTP/1.1.",
         request.path,
         why,

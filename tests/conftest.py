@@ -11,14 +11,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from servers import PostgresServer, ServerProcess, migrate, start_entrypoint
-
-
-def missing(what: str) -> None:
-    """Skip a test that needs something not installed here; in CI (``CI=true``), fail it."""
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"{what} (CI=true: this test must run)", pytrace=False)
-    pytest.skip(what)
+from servers import PostgresServer, ServerProcess, migrate, missing, start_entrypoint
 
 
 def pytest_report_header(config: pytest.Config) -> str:
@@ -77,7 +70,6 @@ def server(db_path: str) -> Iterator[ServerProcess]:
 @pytest.fixture(scope="session")
 def django_settings() -> None:
     """Configure Django in the test process itself (for the test client and settings tests)."""
-    import os
 
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "project.settings")
     os.environ.setdefault("TEST_DB_PATH", ":memory:")

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import atexit
 import base64
 import os
+import re
+import shutil
 import signal
 import socket
 import struct
@@ -16,6 +19,15 @@ from pathlib import Path
 
 TESTS_DIR = Path(__file__).resolve().parent
 REPO_DIR = TESTS_DIR.parent
+
+
+def missing(what: str) -> None:
+    """Skip a test that needs something not installed here; in CI (``CI=true``), fail it."""
+    import pytest
+
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"{what} (CI=true: this test must run)", pytrace=False)
+    pytest.skip(what)
 
 
 def free_port() -> int:
@@ -160,6 +172,97 @@ def gunicorn_command(port: int, worker_class: str, *options: str, workers: int =
         # default; several test servers at once must not share it.
         command.append("--no-control-socket")
     return [*command, "project.wsgi"]
+
+
+# ----------------------------------------------------------------------
+# uWSGI, from the ini files docs/deployment.md shows
+
+#: The ``uwsgi`` program next to this interpreter (pip installs it there), or on PATH.
+UWSGI: str | None = next(
+    (
+        str(path)
+        for path in (Path(sys.executable).parent / "uwsgi",)
+        if path.exists() and os.access(path, os.X_OK)
+    ),
+    None,
+) or shutil.which("uwsgi")
+UWSGI_MISSING = "uWSGI is not installed: pip install uwsgi (or the package's [uwsgi] extra)"
+
+
+def documented_uwsgi_ini(kind: str) -> str:
+    """An ini block of docs/deployment.md's uWSGI section.
+
+    ``gevent`` and ``threads`` are whole files; ``router`` (uWSGI's HTTP
+    router) and ``uwsgi_pass`` (nginx speaking the uwsgi protocol) are the
+    lines that replace the ``http-socket`` line.
+    """
+    text = (REPO_DIR / "docs" / "deployment.md").read_text()
+    section = text.split("\n## uWSGI\n", 1)[1].split("\n## ", 1)[0]
+    blocks = re.findall(r"<!-- ([^\n]*?) -->\n```ini\n(.*?)```", section, re.S)
+    by_kind = {}
+    for note, block in blocks:
+        if "router" in note:
+            by_kind["router"] = block
+        elif "uwsgi_pass" in note:
+            by_kind["uwsgi_pass"] = block
+        elif "gevent" in block:
+            by_kind["gevent"] = block
+        else:
+            by_kind["threads"] = block
+    assert set(by_kind) == {"gevent", "threads", "router", "uwsgi_pass"}, (
+        "docs/deployment.md lost a tested uWSGI block"
+    )
+    return by_kind[kind]
+
+
+def _replace_once(text: str, old: str, new: str) -> str:
+    assert text.count(old) == 1, f"expected {old!r} once in the documented ini"
+    return text.replace(old, new)
+
+
+def uwsgi_ini(
+    port: int, loop: str, front: str = "http-socket", drop: tuple[str, ...] = (), **options: str
+) -> str:
+    """The documented ini for ``loop`` (``gevent`` or ``threads``) on ``port``, one worker.
+
+    ``front``: ``http-socket`` (the file as shown), ``router`` (uWSGI's HTTP
+    router in front) or ``uwsgi_pass`` (the uwsgi protocol, for nginx), each
+    the documented replacement of the ``http-socket`` line.  ``drop`` names
+    documented lines to leave out; ``options`` are appended (``_`` for ``-``).
+    """
+    ini = documented_uwsgi_ini(loop)
+    for line in drop:
+        ini = _replace_once(ini, line + "\n", "")
+    ini = _replace_once(ini, "myproject.wsgi:application", "project.wsgi:application")
+    ini = _replace_once(ini, "processes = 4", "processes = 1")
+    socket_line = "http-socket = 127.0.0.1:8000"
+    if front != "http-socket":
+        block = documented_uwsgi_ini(front).strip()
+        ini = _replace_once(ini, socket_line, block)
+        socket_line = next(line for line in block.splitlines() if "127.0.0.1:" in line)
+    address = socket_line.rsplit("127.0.0.1:", 1)[1]
+    ini = _replace_once(ini, socket_line, socket_line.replace(address, str(port)))
+    if loop == "gevent":
+        ini = _replace_once(ini, "gevent = 1000", "gevent = 100")
+    else:
+        ini = _replace_once(ini, "threads = 50", "threads = 4")
+    for name, value in options.items():
+        ini += f"{name.replace('_', '-')} = {value}\n"
+    return ini
+
+
+def uwsgi_command(
+    port: int, loop: str, front: str = "http-socket", drop: tuple[str, ...] = (), **options: str
+) -> list[str]:
+    """uWSGI started from the documented ini (written to a temporary file), in the tests dir."""
+    assert UWSGI is not None, UWSGI_MISSING
+    ini = uwsgi_ini(port, loop, front, drop, chdir=str(TESTS_DIR), **options)
+    handle, path = tempfile.mkstemp(prefix="uwsgi-", suffix=".ini")
+    with os.fdopen(handle, "w") as file:
+        file.write(ini)
+    # Kept while the tests run: a reloading uWSGI reads its ini file again.
+    atexit.register(Path(path).unlink, missing_ok=True)
+    return [UWSGI, "--ini", path]
 
 
 # ----------------------------------------------------------------------

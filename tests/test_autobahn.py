@@ -28,7 +28,7 @@ from pathlib import Path
 from types import ModuleType
 
 import pytest
-from servers import free_port, wait_for_port
+from servers import UWSGI, UWSGI_MISSING, free_port, missing, uwsgi_command, wait_for_port
 
 TESTS_DIR = Path(__file__).resolve().parent
 REPO_ROOT = TESTS_DIR.parent
@@ -46,14 +46,22 @@ SERVER_START_TIMEOUT = 30.0
 ECHO_SERVER_PATH = "/echo/"
 
 
-def echo_server_command(port: int) -> list[str]:
+#: The servers the suite runs against: the package's own, and uWSGI's gevent loop
+#: from the ini file docs/deployment.md shows (the full 12 and 13 only for the first).
+ECHO_SERVERS = ("entrypoint", "uwsgi-gevent")
+
+
+def echo_server_command(port: int, server: str = "entrypoint") -> list[str]:
     """Command that runs the WebSocket echo server under test on ``127.0.0.1:port``.
 
-    The package's own entrypoint serving the test project, whose ``/echo/``
-    view is ``for message in request.websocket: request.websocket.send(message)``,
-    with the message limit raised to the 16 MiB that section 9 sends.  The
-    environment (``PYTHONPATH``, settings) comes from :func:`echo_server_env`.
+    The package's own entrypoint (or uWSGI) serving the test project, whose
+    ``/echo/`` view is ``for message in request.websocket:
+    request.websocket.send(message)``, with the message limit raised to the
+    16 MiB that section 9 sends.  The environment (``PYTHONPATH``, settings)
+    comes from :func:`echo_server_env`.
     """
+    if server == "uwsgi-gevent":
+        return uwsgi_command(port, "gevent", disable_logging="true")
     return [sys.executable, "-m", "django_websocket", f"127.0.0.1:{port}", "--log-level", "WARNING"]
 
 
@@ -97,14 +105,15 @@ class SectionGroup:
 # By default the compression sections run a representative subset: every
 # negotiation variant (12.1-12.5, 13.1-13.7) with messages up to 8 KiB, plain
 # (x.y.1-6) and auto-fragmented (x.y.11-12). Set AUTOBAHN_FULL=1 for all of 12 and 13
-# (.ci/run does, in a step of its own).
+# against the package's own server (.ci/run does, in a step of its own), or
+# AUTOBAHN_FULL=all for all of them against every server.
 _COMPRESSION_SUBSET = (1, 2, 3, 4, 5, 6, 11, 12)
 #: Sub-sections of 12 and 13 (one per negotiation variant).
 _COMPRESSION_VARIANTS = {12: 5, 13: 7}
 
 
 def _compression_cases(section: int) -> tuple[str, ...]:
-    if os.environ.get("AUTOBAHN_FULL") == "1":
+    if os.environ.get("AUTOBAHN_FULL") in {"1", "all"}:
         return (f"{section}.*",)
     # Explicit ids: wstest matches a pattern with "*" as a prefix regex, so
     # "12.*.1" would also select 12.1.10 to 12.1.18.
@@ -207,14 +216,16 @@ class EchoServer:
         return "\n".join(text.splitlines()[-lines:])
 
 
-@pytest.fixture
-def echo_server(tmp_path: Path) -> Iterator[EchoServer]:
+@pytest.fixture(params=ECHO_SERVERS)
+def echo_server(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[EchoServer]:
     """Start :func:`echo_server_command` on a free loopback port; stop it afterwards."""
+    if request.param == "uwsgi-gevent" and UWSGI is None:
+        missing(UWSGI_MISSING)
     port = free_port()
     log_path = tmp_path / "echo-server.log"
     with log_path.open("wb") as log:
         proc = subprocess.Popen(
-            echo_server_command(port),
+            echo_server_command(port, request.param),
             cwd=TESTS_DIR,
             stdin=subprocess.DEVNULL,
             stdout=log,
@@ -234,10 +245,10 @@ def echo_server(tmp_path: Path) -> Iterator[EchoServer]:
         _stop(proc)
 
 
-def _report_dir(tmp_path: Path, group: str) -> Path:
-    """Where a group's spec, log and report go: ``$AUTOBAHN_REPORT_DIR/<group>`` or tmp."""
+def _report_dir(tmp_path: Path, group: str, server: str) -> Path:
+    """Where a group's spec, log and report go: ``$AUTOBAHN_REPORT_DIR/<server>-<group>`` or tmp."""
     base = os.environ.get("AUTOBAHN_REPORT_DIR")
-    return (Path(base) if base else tmp_path / "autobahn") / f"sections-{group}"
+    return (Path(base) if base else tmp_path / "autobahn") / f"{server}-sections-{group}"
 
 
 @pytest.mark.autobahn
@@ -253,15 +264,26 @@ def _report_dir(tmp_path: Path, group: str) -> Path:
     ],
 )
 def test_autobahn_fuzzingclient(
-    group: str, autobahn_wstest: Path, echo_server: EchoServer, tmp_path: Path
+    group: str,
+    autobahn_wstest: Path,
+    echo_server: EchoServer,
+    tmp_path: Path,
+    request: pytest.FixtureRequest,
 ) -> None:
     """Every case of the group must be OK or INFORMATIONAL, for data and close alike."""
+    server = request.node.callspec.params["echo_server"]
+    full_here_only = os.environ.get("AUTOBAHN_FULL") == "1"
+    if server != ECHO_SERVERS[0] and full_here_only and group in {"12", "13"}:
+        pytest.skip(
+            "the full sections 12 and 13 run against the package's own server only "
+            "(AUTOBAHN_FULL=all runs them against every server)"
+        )
     spec = SECTION_GROUPS[group]
     try:
         summary = runner.run_suite(
             echo_server.url,
             cases=spec.cases,
-            out_dir=_report_dir(tmp_path, group),
+            out_dir=_report_dir(tmp_path, group, server),
             wstest=autobahn_wstest,
             timeout=spec.timeout,
         )

@@ -17,6 +17,7 @@ import subprocess
 import sys
 import textwrap
 import time
+import urllib.request
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -25,12 +26,18 @@ import pytest
 from servers import (
     KEY,
     REPO_DIR,
+    UWSGI,
+    UWSGI_MISSING,
     FrameReader,
     ServerProcess,
     client_frame,
     free_port,
+    missing,
+    open_ws,
     project_env,
+    raw_connect,
     read_response_head,
+    uwsgi_command,
     wait_for_port,
 )
 from test_servers import error_lines, stop_all
@@ -54,7 +61,7 @@ DOCS = REPO_DIR / "docs" / "deployment.md"
 def documented_nginx_config() -> str:
     """The nginx block of docs/deployment.md (the one announced as tested)."""
     text = DOCS.read_text()
-    match = re.search(r"runs the block below.*?-->\n```nginx\n(.*?)```", text, re.S)
+    match = re.search(r"runs the block below[^\n]*-->\n```nginx\n(.*?)```", text, re.S)
     assert match, "docs/deployment.md lost its tested nginx block"
     return match.group(1)
 
@@ -393,3 +400,75 @@ def test_backend_logs_clean(backends: dict[str, ServerProcess], nginx: Nginx) ->
     )
     assert error_lines(log) == [], log
     assert nginx.errors() == []
+
+
+# ----------------------------------------------------------------------
+# nginx speaking the uwsgi protocol to uWSGI (uwsgi_pass), as docs/deployment.md shows
+
+UWSGI_PARAMS = Path("/etc/nginx/uwsgi_params")
+
+
+def documented_uwsgi_pass_config() -> str:
+    """The uwsgi_pass block of docs/deployment.md's uWSGI section."""
+    text = DOCS.read_text()
+    match = re.search(r"runs the uwsgi_pass block below[^\n]*-->\n```nginx\n(.*?)```", text, re.S)
+    assert match, "docs/deployment.md lost its tested uwsgi_pass block"
+    return match.group(1)
+
+
+def test_websockets_through_nginx_uwsgi_pass(db_path: str, tmp_path: Path) -> None:
+    """nginx's uwsgi_pass carries the upgrade to uWSGI's gevent loop: echo, both closes, Origin.
+
+    Zero bytes after the close frame, plain HTTP served, and clean logs in
+    nginx and uWSGI.
+    """
+    if UWSGI is None:
+        missing(UWSGI_MISSING)
+    if not UWSGI_PARAMS.exists():
+        missing(f"{UWSGI_PARAMS} is missing (Debian's nginx-common installs it)")
+    port = free_port()
+    backend = ServerProcess(
+        uwsgi_command(port, "gevent", "uwsgi_pass"), port, project_env(TEST_DB_PATH=db_path)
+    )
+    front: Nginx | None = None
+    try:
+        site = substitute(
+            documented_uwsgi_pass_config(),
+            {
+                "server 127.0.0.1:8001;": f"server 127.0.0.1:{port};",
+                "listen 80;": "listen 127.0.0.1:__PORT__;",
+                "include uwsgi_params;": f"include {UWSGI_PARAMS};",
+            },
+        )
+        front = Nginx(tmp_path / "nginx", site)
+        # Debian's uwsgi_params passes HTTP_HOST as $host, without the port:
+        # the origin Django sees is the one a browser sends on port 80.
+        sock, reader = open_ws(front.port, "/echo/", {"Origin": "http://127.0.0.1"})
+        with sock:
+            sock.sendall(client_frame(TEXT, b"through uwsgi_pass"))
+            assert reader.frame() == (TEXT, True, b"through uwsgi_pass")
+            sock.sendall(client_frame(CLOSE, close_payload(1000)))
+            assert reader.frame() == (CLOSE, True, close_payload(1000))
+            assert reader.rest_until_eof() == b""
+        sock, reader = open_ws(front.port, "/server-close/")
+        with sock:
+            assert reader.frame() == (TEXT, True, b"bye")
+            assert reader.frame() == (CLOSE, True, close_payload(4001, "done here"))
+            sock.sendall(client_frame(CLOSE, close_payload(4001)))
+            assert reader.rest_until_eof() == b""
+        with connect(f"ws://127.0.0.1:{front.port}/subprotocol/", subprotocols=["chat.v1"]) as ws:
+            assert ws.recv(timeout=5) == "chat.v1"
+        sock, head, _ = raw_connect(front.port, "/echo/", {"Origin": "http://evil.example"})
+        sock.close()
+        assert head.startswith(b"HTTP/1.1 403 "), head
+        with urllib.request.urlopen(
+            f"http://127.0.0.1:{front.port}/plain/", timeout=10
+        ) as response:
+            assert response.read() == b"plain ok"
+        time.sleep(0.2)
+        assert front.errors() == []
+    finally:
+        if front is not None:
+            front.stop()
+        stop_all([backend])
+    assert error_lines(backend.log()) == [], backend.log()

@@ -1,4 +1,4 @@
-"""Graceful shutdown, end to end: the entrypoint and gunicorn (with this package's hooks).
+"""Graceful shutdown, end to end: the entrypoint, gunicorn (with this package's hooks), uWSGI.
 
 On SIGTERM (or SIGINT) every open WebSocket receives every message its view
 sent before the signal, then a close frame with 1001; each view sees the
@@ -15,17 +15,22 @@ import sys
 import threading
 import time
 import urllib.request
+from pathlib import Path
 
 import pytest
 from servers import (
     TESTS_DIR,
+    UWSGI,
+    UWSGI_MISSING,
     FrameReader,
     ServerProcess,
     client_frame,
     free_port,
     gunicorn_command,
+    missing,
     open_ws,
     project_env,
+    uwsgi_command,
 )
 from test_servers import error_lines
 
@@ -306,4 +311,106 @@ def test_shutdown_aborts_a_client_that_does_not_read(
     assert log.count("stream view saw the close: code 1001") == 3, log
     if kind == "entrypoint":
         assert "Aborting 1 WebSocket(s) not closed within 2.0 s of the close frame" in log, log
+    assert error_lines(log) == [], log
+
+
+# ----------------------------------------------------------------------
+# uWSGI's gevent loop, from the ini file docs/deployment.md shows
+
+
+@pytest.mark.parametrize(
+    ("router", "stop"),
+    [(False, "SIGTERM"), (False, "SIGINT"), (True, "fifo-q")],
+    ids=["http-socket-SIGTERM", "http-socket-SIGINT", "router-fifo-q"],
+)
+def test_uwsgi_gevent_closes_websockets_with_1001(
+    db_path: str, tmp_path: Path, router: bool, stop: str
+) -> None:
+    """A stopping uWSGI worker closes every WebSocket with 1001 after its messages; exit 0.
+
+    With the HTTP router in front, the master kills the router at once on
+    SIGTERM or SIGINT, so only the master FIFO's graceful stop (``q``) lets
+    the close frames through (docs/deployment.md).
+    """
+    if UWSGI is None:
+        missing(UWSGI_MISSING)
+    fifo = tmp_path / "master.fifo"
+    port = free_port()
+    server = ServerProcess(
+        uwsgi_command(port, "gevent", "router" if router else "http-socket", master_fifo=str(fifo)),
+        port,
+        project_env(TEST_DB_PATH=db_path),
+    )
+    try:
+        clients = open_streams(server, 5, messages=3)
+        signalled = time.monotonic()
+        if stop == "fifo-q":
+            fifo.write_text("q")
+        else:
+            server.proc.send_signal(getattr(signal, stop))
+        assert_all_messages_then_going_away(clients, messages=3)
+        code, _ = wait_exit(server, 10)
+        assert code == 0
+        assert time.monotonic() - signalled < 4
+    finally:
+        server.stop()
+    log = server.log()
+    assert "uWSGI worker stopping: closing 5 open WebSocket(s) with 1001" in log, log
+    assert log.count("stream view saw the close: code 1001") == 5, log
+    assert error_lines(log) == [], log
+
+
+def test_uwsgi_gevent_reload_closes_websockets_with_1001_and_serves_again(db_path: str) -> None:
+    """SIGHUP (a graceful reload): WebSockets get 1001, then the new worker serves WebSockets."""
+    if UWSGI is None:
+        missing(UWSGI_MISSING)
+    port = free_port()
+    server = ServerProcess(uwsgi_command(port, "gevent"), port, project_env(TEST_DB_PATH=db_path))
+    try:
+        clients = open_streams(server, 3, messages=2)
+        server.proc.send_signal(signal.SIGHUP)
+        assert_all_messages_then_going_away(clients, messages=2)
+        deadline = time.monotonic() + 15
+        while True:  # the reloaded worker serves again
+            try:
+                again = open_streams(server, 1, messages=1)
+                break
+            except (OSError, AssertionError, EOFError):
+                assert time.monotonic() < deadline, server.log()
+                time.sleep(0.2)
+        sock, reader = again[0]
+        with sock:
+            assert reader.frame() == (TEXT, True, b"message 0")
+        assert server.proc.poll() is None
+    finally:
+        server.stop()
+    log = server.log()
+    assert log.count("stream view saw the close: code 1001") == 3, log
+    assert error_lines(log) == [], log
+
+
+def test_uwsgi_threads_stop_drops_websockets_without_a_close_frame(db_path: str) -> None:
+    """The documented limit of uWSGI's threads (CAVEATS.md): on SIGTERM the worker ends from C
+    without running Python, so open WebSockets drop (1006), quickly and without an error line."""
+    if UWSGI is None:
+        missing(UWSGI_MISSING)
+    port = free_port()
+    server = ServerProcess(uwsgi_command(port, "threads"), port, project_env(TEST_DB_PATH=db_path))
+    try:
+        clients = open_streams(server, 2, messages=2)
+        server.proc.send_signal(signal.SIGTERM)
+        signalled = time.monotonic()
+        for sock, reader in clients:
+            with sock:
+                for i in range(2):
+                    assert reader.frame() == (TEXT, True, f"message {i}".encode())
+                with contextlib.suppress(ConnectionResetError):
+                    assert reader.rest_until_eof(timeout=5) == b""  # no close frame
+        code, _ = wait_exit(server, 10)
+        assert code == 0
+        assert time.monotonic() - signalled < 4
+    finally:
+        server.stop()
+    log = server.log()
+    assert "saw the close" not in log, log
     assert error_lines(log) == [], log

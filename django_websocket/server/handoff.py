@@ -70,6 +70,7 @@ def open_session(
             logger.info("WebSocket client left during the handshake: %s", exc)
             with contextlib.suppress(OSError):
                 transport.sock.shutdown(socket.SHUT_RDWR)
+            transport.release()
             return None
     connection = ServerConnection(
         max_message_size=config.max_message_size, deflate=deflate, control_events=False
@@ -118,7 +119,8 @@ def _warn_about_capacity(server: str, threaded: bool) -> None:
         logger.warning(
             "WebSockets are served by %s with one thread per connection: each open WebSocket "
             "holds a whole thread (and its worker's timeout applies). Serve them under gevent "
-            "(`python -m django_websocket` or gunicorn -k gevent) for many connections.",
+            "(`python -m django_websocket`, gunicorn -k gevent or uWSGI --gevent) for many "
+            "connections.",
             server,
         )
     if not threaded and not _checked_patching:
@@ -127,8 +129,13 @@ def _warn_about_capacity(server: str, threaded: bool) -> None:
         from gevent import monkey
 
         if not monkey.is_module_patched("socket"):
+            remedy = (
+                "Set gevent-early-monkey-patch = true in uWSGI's configuration."
+                if server == "uWSGI"
+                else "Call gevent.monkey.patch_all() before importing Django."
+            )
             gevent_logger.warning(
                 "WebSockets are served by gevent but the socket module is not monkey-patched: "
-                "blocking calls in views (database, HTTP clients) stall every connection. "
-                "Call gevent.monkey.patch_all() before importing Django."
+                "blocking calls in views (database, HTTP clients) stall every connection. %s",
+                remedy,
             )

@@ -13,6 +13,9 @@ gunicorn gevent, sync, gthread  ``environ["gunicorn.socket"]``
 gunicorn gevent_pywsgi          ``environ["gunicorn.sock"]``
 gevent ``pywsgi`` (upgrade)     ``environ["wsgi.input"].raw._sock``
 Django ``runserver``            ``environ["wsgi.input"]._read.__self__.raw._sock``
+uWSGI (``--http-socket``,       no socket object: ``uwsgi.connection_fd()``
+``--http``, with ``--gevent``   is the connection's descriptor
+or ``--threads``)
 ==============================  ===========================================
 
 Where the server reads requests through a buffered reader, the bytes it may
@@ -30,13 +33,26 @@ connection object as ``environ["wsgi.websocket"]``.  That connection is
 second time, and this package's protocol core reads and writes the socket
 from then on (gevent-websocket's object is retired so that it writes
 nothing, not even its own close frame).
+
+uWSGI is another special case: it offers a descriptor, not a socket, and it
+writes the application's response on that descriptor after the view, with
+an error line in its log if the write fails.  The socket handed to the
+WebSocket is made from a duplicate of the descriptor (uWSGI closes its own
+after the request; each side closes only its own).  When the session is
+over (:meth:`Transport.release`) the connection has been shut down, and
+``/dev/null`` is put in place of uWSGI's descriptor (``os.dup2``): its
+response then goes nowhere, and nothing reaches the client nor the log
+(measured, see docs/deployment.md).
 """
 
 from __future__ import annotations
 
 import contextlib
+import importlib
 import io
+import os
 import socket
+import sys
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -48,6 +64,7 @@ __all__ = [
     "Transport",
     "find_transport",
     "is_green_socket",
+    "unavailable_reason",
 ]
 
 #: The environ key under which this package's own handler offers the connection.
@@ -66,7 +83,10 @@ class Transport:
     so a server that cooperates can stop treating the request as HTTP.
     ``take_buffered``, for servers that parse requests from a buffer of
     their own instead of a ``reader`` over the socket, returns without
-    blocking the bytes that buffer holds past the request.
+    blocking the bytes that buffer holds past the request.  ``on_release``
+    is called once by :meth:`release`, when the session is over and the
+    connection shut down, for a server whose own later writes must be
+    silenced (uWSGI).
 
     ``already_upgraded`` is true when the server answered the opening
     handshake itself, before the application ran (gevent-websocket).  The
@@ -79,9 +99,11 @@ class Transport:
     __slots__ = (
         "_hijacked",
         "_reader",
+        "_released",
         "_take_buffered",
         "already_upgraded",
         "on_hijack",
+        "on_release",
         "server",
         "sock",
         "subprotocol",
@@ -99,6 +121,7 @@ class Transport:
         already_upgraded: bool = False,
         subprotocol: str | None = None,
         take_buffered: Callable[[], bytes] | None = None,
+        on_release: Callable[[], None] | None = None,
     ) -> None:
         self.sock = sock
         self.server = server
@@ -108,7 +131,9 @@ class Transport:
         self.on_hijack = on_hijack
         self.already_upgraded = already_upgraded
         self.subprotocol = subprotocol
+        self.on_release = on_release
         self._hijacked = False
+        self._released = False
 
     @property
     def hijacked(self) -> bool:
@@ -145,6 +170,17 @@ class Transport:
             with contextlib.suppress(OSError, ValueError):
                 reader.close()
         return data or b""
+
+    def release(self) -> None:
+        """Let go of a connection whose WebSocket session is over (it has been shut down).
+
+        Runs ``on_release`` once; a no-op for servers that need nothing more.
+        """
+        if self._released:
+            return
+        self._released = True
+        if self.on_release is not None:
+            self.on_release()
 
 
 def _socket_behind(stream: Any) -> tuple[socket.socket, io.BufferedIOBase] | None:
@@ -248,6 +284,113 @@ def _adopt(websocket: Any) -> Transport | None:
     )
 
 
+def _uwsgi_transport() -> Transport | None:
+    """The connection of the request uWSGI is serving, as a socket of our own.
+
+    Under uWSGI's gevent loop (``--gevent N``) the socket is a gevent one, so
+    the session cooperates with the other greenlets whether or not the
+    ``socket`` module is patched; otherwise (``--threads N``, or one request
+    per process) it is a plain blocking socket and the session holds its
+    thread.  ``None`` outside a request, or when uWSGI's module is missing.
+    """
+    try:
+        uwsgi = importlib.import_module("uwsgi")  # only importable inside uWSGI
+    except ImportError:
+        return None
+    connection_fd = getattr(uwsgi, "connection_fd", None)
+    if not callable(connection_fd):
+        return None
+    try:
+        fd = connection_fd()
+    except Exception:  # no request in this core
+        return None
+    if not isinstance(fd, int) or fd < 0:
+        return None
+    loop = getattr(uwsgi, "loop", None)
+    green = (loop.decode() if isinstance(loop, bytes) else str(loop)) == "gevent"
+    if green:
+        from gevent.socket import socket as green_socket
+
+        socket_class: type[socket.socket] = green_socket
+    else:
+        socket_class = _original_socket_class()
+    sock = socket_class(fileno=os.dup(fd))
+    if _tls_in_uwsgi(sock, uwsgi):
+        # uWSGI's own TLS is on this connection: the bytes on the descriptor
+        # are encrypted, and a handshake written on it would break the stream.
+        sock.close()
+        return None
+    # uWSGI leaves the descriptor non-blocking (its file status, shared with
+    # the duplicate): make the socket's mode match what it believes.
+    sock.settimeout(None)
+    if green:
+        from .uwsgi_worker import watch_for_shutdown
+
+        watch_for_shutdown(uwsgi)
+
+    def silence_uwsgi() -> None:
+        # After a hijack uWSGI still writes the view's response on its
+        # descriptor: onto a shut-down connection that write fails and is
+        # logged as an error ("Broken pipe", "OSError: write error").  On
+        # /dev/null it succeeds and goes nowhere; uWSGI then closes it.
+        null = os.open(os.devnull, os.O_RDWR)
+        try:
+            os.dup2(null, fd)
+        except OSError:
+            pass  # the descriptor is already gone: nothing can be written on it
+        finally:
+            os.close(null)
+        sock.close()
+
+    return Transport(sock, "uWSGI", threaded=not green, on_release=silence_uwsgi)
+
+
+#: uWSGI options whose sockets speak TLS inside the worker (uWSGI holds the TLS state).
+_UWSGI_TLS_OPTIONS = ("https-socket", "ssl-socket", "suwsgi-socket")
+
+
+def _tls_in_uwsgi(sock: socket.socket, uwsgi: Any) -> bool:
+    """Whether ``sock`` was accepted on one of uWSGI's TLS sockets (``https-socket`` ...).
+
+    Told by the connection's local address against the addresses of those
+    options (``ADDRESS,cert,key``): TLS terminated in front of uWSGI (nginx,
+    uWSGI's ``https`` router) leaves a plain connection, which is served.
+    """
+    options = getattr(uwsgi, "opt", None) or {}
+    addresses: list[str] = []
+    for name in _UWSGI_TLS_OPTIONS:
+        values = options.get(name)
+        for value in values if isinstance(values, list) else [values]:
+            if isinstance(value, bytes):
+                value = value.decode(errors="replace")
+            if isinstance(value, str) and value:
+                addresses.append(value.split(",", 1)[0])
+    if not addresses:
+        return False
+    try:
+        local = sock.getsockname()
+    except OSError:
+        return True  # cannot tell: do not risk writing plain text on TLS
+    if isinstance(local, (str, bytes)):
+        name = local.decode(errors="replace") if isinstance(local, bytes) else local
+        return name in addresses
+    port = str(local[1])
+    for address in addresses:
+        host, _, bound_port = address.rpartition(":")
+        if bound_port == port and host.strip("[]") in ("", "0.0.0.0", "::", str(local[0])):
+            return True
+    return False
+
+
+def _original_socket_class() -> type[socket.socket]:
+    """The standard library's socket class, even in a process gevent has patched."""
+    monkey = sys.modules.get("gevent.monkey")
+    if monkey is not None and monkey.is_module_patched("socket"):
+        original: type[socket.socket] = monkey.get_original("socket", "socket")
+        return original
+    return socket.socket
+
+
 def find_transport(environ: Mapping[str, Any]) -> Transport | None:
     """Return the connection behind ``environ``, or ``None`` when it cannot be taken.
 
@@ -276,9 +419,26 @@ def find_transport(environ: Mapping[str, Any]) -> Transport | None:
     if isinstance(sock, socket.socket):
         reader = behind[1] if behind is not None and behind[0] is sock else None
         return Transport(sock, "gunicorn (gevent_pywsgi)", reader=reader)
+    if "uwsgi.version" in environ:
+        return _uwsgi_transport()
     if behind is not None:
         sock, reader = behind
         software = str(environ.get("SERVER_SOFTWARE", ""))
         name = "gevent.pywsgi" if is_green_socket(sock) else (software or "wsgiref")
         return Transport(sock, name, reader=reader)
+    return None
+
+
+def unavailable_reason(environ: Mapping[str, Any]) -> str | None:
+    """Why :func:`find_transport` found no connection, with its remedy, when the server says.
+
+    ``None`` when there is nothing more specific to say than that the server
+    does not expose its socket.
+    """
+    if "uwsgi.version" in environ:
+        return (
+            "uWSGI terminates TLS on this connection itself (https-socket, ssl-socket or "
+            "suwsgi-socket), so its bytes cannot be written from Python; terminate TLS in "
+            "front of uWSGI (nginx, or uWSGI's https router) for WebSocket URLs"
+        )
     return None

@@ -805,3 +805,4 @@ class WebSocket:
                 logger.exception("WebSocket close callback %r failed", callback)
         self._sock = None
         self._raw = None
+        self._transport.release()

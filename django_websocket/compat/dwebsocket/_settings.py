@@ -41,9 +41,9 @@ def warn_about_factory_class() -> bool:
     message = (
         f"WEBSOCKET_FACTORY_CLASS = {factory!r} is ignored: custom WebSocket factories "
         "(such as dwebsocket's uWSGI backend) are not supported, and django-websocket's "
-        "built-in WebSocket is used for every connection. Serve the project with "
-        "`python -m django_websocket`, `manage.py runserver` or gunicorn -k gevent, "
-        "and remove the setting."
+        "built-in WebSocket is used for every connection (under uWSGI too). Serve the "
+        "project with `python -m django_websocket`, `manage.py runserver`, gunicorn -k "
+        "gevent or uWSGI --gevent, and remove the setting."
     )
     warnings.warn(message, RuntimeWarning, stacklevel=3)
     logger.warning("%s", message)
