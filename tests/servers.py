@@ -271,6 +271,37 @@ def uwsgi_command(
 KEY = "dGhlIHNhbXBsZSBub25jZQ=="
 
 
+def self_signed_certificate(directory: Path) -> tuple[str, str]:
+    """Make a self-signed certificate for 127.0.0.1 and its key in ``directory`` (paths).
+
+    Needs the ``openssl`` command (callers skip without it).
+    """
+    cert, key = directory / "cert.pem", directory / "key.pem"
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    return str(cert), str(key)
+
+
 def raw_connect(
     port: int, path: str, headers: dict[str, str] | None = None, timeout: float = 10.0
 ) -> tuple[socket.socket, bytes, bytes]:

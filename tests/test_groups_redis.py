@@ -223,6 +223,22 @@ def test_one_subscription_per_process_only_while_it_has_members(
         client.close()
 
 
+def manage(
+    redis_server: RedisServer, db_path: str, *args: str, returncode: int = 0
+) -> subprocess.CompletedProcess:
+    """Run a management command of the test project against this Redis; check its status."""
+    result = subprocess.run(
+        [sys.executable, "-m", "django", *args],
+        cwd=str(TESTS_DIR),
+        env=project_env(TEST_DB_PATH=db_path, TEST_GROUPS=groups_setting(redis_server)),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == returncode, result.stderr
+    return result
+
+
 def test_a_management_command_reaches_sockets_of_running_servers(
     servers: tuple[ServerProcess, ServerProcess], redis_server: RedisServer, db_path: str
 ) -> None:
@@ -230,15 +246,7 @@ def test_a_management_command_reaches_sockets_of_running_servers(
     with contextlib.ExitStack() as stack:
         clients = [stack.enter_context(member(entrypoint, "cmd"))]
         clients += members_on_every_worker(stack, gunicorn, "cmd")
-        result = subprocess.run(
-            [sys.executable, "-m", "django", "groups_send", "cmd", "--n", "20", "--tag", "cmd"],
-            cwd=str(TESTS_DIR),
-            env=project_env(TEST_DB_PATH=db_path, TEST_GROUPS=groups_setting(redis_server)),
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
-        assert result.returncode == 0, result.stderr
+        result = manage(redis_server, db_path, "groups_send", "cmd", "--n", "20", "--tag", "cmd")
         assert result.stdout.strip() == "sent 20 to cmd"
         for ws, _ in clients:
             received = receive_until(ws, {"cmd end"})
@@ -257,16 +265,16 @@ def test_close_from_a_management_command_reaches_every_process(
         others = [ws for ws, _ in members_on_every_worker(stack, gunicorn, "stays")]
         assert len({pid for _, pid in clients}) == 3
         wait_for(lambda: count(entrypoint, "to-close") == 3, what="the count of 3")
-        command = [sys.executable, "-m", "django", "websocket_close_group", "to-close"]
-        result = subprocess.run(
-            [*command, "--code", "4000", "--reason", "room closed"],
-            cwd=str(TESTS_DIR),
-            env=project_env(TEST_DB_PATH=db_path, TEST_GROUPS=groups_setting(redis_server)),
-            capture_output=True,
-            text=True,
-            timeout=60,
+        result = manage(
+            redis_server,
+            db_path,
+            "websocket_close_group",
+            "to-close",
+            "--code",
+            "4000",
+            "--reason",
+            "room closed",
         )
-        assert result.returncode == 0, result.stderr
         assert result.stdout.strip() == "closed group to-close with 4000 'room closed'"
         for ws, _ in clients:
             assert closed_with(ws) == (4000, "room closed")
@@ -276,15 +284,9 @@ def test_close_from_a_management_command_reaches_every_process(
         assert count(gunicorn, "stays") == 2
 
         # A bad code is refused before anything is published.
-        result = subprocess.run(
-            [*command, "--code", "1006"],
-            cwd=str(TESTS_DIR),
-            env=project_env(TEST_DB_PATH=db_path, TEST_GROUPS=groups_setting(redis_server)),
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
-        assert result.returncode == 1 and "1006 may not be sent" in result.stderr
+        command = ("websocket_close_group", "to-close", "--code", "1006")
+        result = manage(redis_server, db_path, *command, returncode=1)
+        assert "1006 may not be sent" in result.stderr
     # Every view saw its socket closed with the code, in both servers.
     wait_for(lambda: member_views_ended(entrypoint, 4000, starts[entrypoint]) == 1)
     wait_for(lambda: member_views_ended(gunicorn, 4000, starts[gunicorn]) == 2)

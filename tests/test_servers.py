@@ -43,6 +43,7 @@ from servers import (
     project_env,
     raw_connect,
     read_response_head,
+    self_signed_certificate,
     uwsgi_command,
 )
 from websockets.exceptions import InvalidStatus
@@ -687,32 +688,9 @@ def test_uwsgi_own_tls_socket_gets_the_fallback(db_path: str, tmp_path: Path) ->
     HTTPS is served, and the same process still serves WebSockets on its http-socket."""
     if UWSGI is None:
         missing(UWSGI_MISSING)
-    openssl = shutil.which("openssl")
-    if openssl is None:
+    if shutil.which("openssl") is None:
         missing("openssl is not installed: apt-get install openssl")
-    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
-    subprocess.run(
-        [
-            str(openssl),
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
-            "-nodes",
-            "-days",
-            "1",
-            "-subj",
-            "/CN=127.0.0.1",
-            "-keyout",
-            str(key),
-            "-out",
-            str(cert),
-        ],
-        check=True,
-        capture_output=True,
-    )
+    cert, key = self_signed_certificate(tmp_path)
     tls_port = free_port()
     procs = start_servers(
         [
