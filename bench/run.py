@@ -19,7 +19,10 @@ connections (messages/s, p50/p99 round trip, server CPU per message); 1 MiB
 binary echo on one connection (MiB/s); connection rate (handshake through
 the whole stack, one 32-byte echo, close handshake), sequential and 10
 concurrent; idle capacity (RSS per connection with 1,000 and then 10,000
-idle WebSockets held, all verified alive with one echo each afterwards).
+idle WebSockets held, all verified alive with one echo each afterwards);
+idle capacity with permessage-deflate (2,000 held, each offered as a browser
+does and having exchanged one compressed JSON message each way; every server
+with its own default deflate parameters).
 
 ``--quick`` runs every workload once, tiny, and exits non-zero only if a
 server fails to work (wrong handshake, wrong echo, lost connection); it
