@@ -179,6 +179,10 @@ class RequestHeadTooLarge(ValueError):
     """A request's header fields exceed :class:`Limits` (answered with ``431``)."""
 
 
+def _discard(data: bytes) -> None:
+    """The ``write`` callable of a response that is never written."""
+
+
 class _RequestLineTooLong(Exception):
     pass
 
@@ -531,7 +535,7 @@ class WebSocketHandler(WSGIHandler):  # type: ignore[misc]
         if self._transport is None:
             super().run_application()
             return
-        self.result = self.application(self.environ, self.start_response)
+        self.result = self.application(self.environ, self._start_response_unless_hijacked)
         try:
             if not self._hijacked():
                 self.process_result()
@@ -544,6 +548,18 @@ class WebSocketHandler(WSGIHandler):  # type: ignore[misc]
             finally:
                 if self._hijacked():
                     self._end_after_websocket()
+
+    def _start_response_unless_hijacked(
+        self, status: str, headers: list[tuple[str, str]], exc_info: Any = None
+    ) -> Callable[[bytes], None]:
+        """``start_response`` for an application that may take the connection.
+
+        Once it has, the application's response (Django's, after the view) is
+        never written, so its status and headers are not even checked.
+        """
+        if self._hijacked():
+            return _discard
+        return self.start_response(status, headers, exc_info)  # type: ignore[no-any-return]
 
     def _end_after_websocket(self) -> None:
         self.close_connection = True
