@@ -27,6 +27,7 @@ CEILING = "ceiling"
 GWS = "gevent-websocket"
 WEBSOCKETS = "websockets"
 CHANNELS_UVICORN = "channels-uvicorn"
+GWS_DJANGO = "gevent-websocket-django"
 
 
 def _get(r: dict, path: str):
@@ -310,9 +311,33 @@ def target_rows(results: dict) -> list[tuple[str, str, str, str]]:
     add(
         "connections/s through Django, 10 concurrent, vs Channels/uvicorn",
         ratio(results, "tp", OURS, CHANNELS_UVICORN, m_conn(10)),
-        1.5,
+        2.0,
     )
-    add("(same, sequential)", ratio(results, "tp", OURS, CHANNELS_UVICORN, m_conn(1)), 1.5)
+    add("(same, sequential)", ratio(results, "tp", OURS, CHANNELS_UVICORN, m_conn(1)), 2.0)
+    add(
+        "connections/s, 10 concurrent, vs gevent-websocket in front of the same Django view",
+        ratio(results, "tp", OURS, GWS_DJANGO, m_conn(10)),
+        1.3,
+    )
+    add(
+        "KiB/connection with permessage-deflate (browser offer, a message each way) "
+        "vs websockets with its defaults",
+        ratio(results, "zidle", OURS, WEBSOCKETS, m_zidle),
+        1.0,
+        higher=False,
+    )
+    add(
+        "(same, vs Channels/uvicorn)",
+        ratio(results, "zidle", OURS, CHANNELS_UVICORN, m_zidle),
+        1.0,
+        higher=False,
+    )
+    add(
+        "idle KiB/connection at 10,000 held vs Channels/uvicorn",
+        ratio(results, "idle", OURS, CHANNELS_UVICORN, m_idle(10000)),
+        1.0,
+        higher=False,
+    )
     add(
         "idle KiB/connection at 10,000 held vs gevent-websocket (ours / theirs)",
         ratio(results, "idle", OURS, GWS, m_idle(10000)),
@@ -321,7 +346,7 @@ def target_rows(results: dict) -> list[tuple[str, str, str, str]]:
     )
     add(
         "(same, vs gevent-websocket inside a Django view)",
-        ratio(results, "idle", OURS, "gevent-websocket-django", m_idle(10000)),
+        ratio(results, "idle", OURS, GWS_DJANGO, m_idle(10000)),
         1.0,
         higher=False,
     )
@@ -458,7 +483,7 @@ def markdown(results: dict, chart_path: str | None, out_path: str) -> str:
     add("")
     add(
         "| server | sequential conn/s | 10 concurrent conn/s | server CPU µs/conn (10) "
-        "| client core busy (10) | vs Channels/uvicorn (10) | vs gevent-websocket (10) "
+        "| client core busy (10) | vs Channels/uvicorn (10) | vs gevent-websocket + Django (10) "
         "| vs ceiling (10) |"
     )
     add("|---|---|---|---|---|---|---|---|")
@@ -469,7 +494,7 @@ def markdown(results: dict, chart_path: str | None, out_path: str) -> str:
             f"{cell(stats(results, 'tp', k, m_conn_cpu(10)))} | "
             f"{cell(stats(results, 'tp', k, m_conn_client(10)), pct=True)} | "
             f"{rcell(ratio(results, 'tp', k, CHANNELS_UVICORN, m_conn(10)))} | "
-            f"{rcell(ratio(results, 'tp', k, GWS, m_conn(10)))} | "
+            f"{rcell(ratio(results, 'tp', k, GWS_DJANGO, m_conn(10)))} | "
             f"{rcell(ratio(results, 'tp', k, CEILING, m_conn(10)))} |"
         )
     add("")
