@@ -80,6 +80,18 @@ class Command(BaseRunserver):
             help="Use Django's plain threaded server (WebSockets then hold a thread each).",
         )
 
+    def check_migrations(self) -> None:
+        """Django's check for unapplied migrations, then close the connection it opened.
+
+        Django 4.2 leaves that connection open in the main thread for the
+        server's whole life: one database connection held by a server whose
+        WebSockets hold none while they wait.
+        """
+        try:
+            super().check_migrations()
+        finally:
+            close_database_connections()
+
     def handle(self, *args: Any, **options: Any) -> None:
         """Monkey-patch with gevent (unless ``--no-gevent``) before the server starts."""
         if options.get("use_gevent", True):
