@@ -196,6 +196,13 @@ def negotiate_deflate(
     return None
 
 
+def _window_tail(kept: bytes, new: bytes, bits: int) -> bytes:
+    """``kept + new``, cut to its last ``2**bits`` bytes: what an LZ77 window holds."""
+    joined = kept + new
+    window = 1 << bits
+    return joined[-window:] if len(joined) > window else joined
+
+
 class MessageTooBig(Exception):
     """The decompressed message exceeds the size limit."""
 
@@ -272,9 +279,7 @@ class PerMessageDeflate:
             if config.hold_compressor:
                 self._compressor = compressor
             else:
-                window = 1 << params.server_max_window_bits
-                sent = self._sent + data
-                self._sent = sent[-window:] if len(sent) > window else sent
+                self._sent = _window_tail(self._sent, data, params.server_max_window_bits)
         # "Remove 4 octets (that are 0x00 0x00 0xff 0xff) from the tail end."
         return out[:-4] if out.endswith(_TAIL) else out
 
@@ -333,10 +338,8 @@ class PerMessageDeflate:
             self._trailer = decompressor.unused_data
             self._check_trailer(final)
             return out
-        if not self.params.client_no_context_takeover:
-            window = 1 << self.params.client_max_window_bits
-            history = self._history + out if out else self._history
-            self._history = history[-window:] if len(history) > window else history
+        if out and not self.params.client_no_context_takeover:
+            self._history = _window_tail(self._history, out, self.params.client_max_window_bits)
         if final:
             self._decompressor = None  # its window lives on in _history
         return out
