@@ -984,38 +984,43 @@ def main(argv: list[str] | None = None) -> int:
                 "smoke", spec, lambda spec=spec, env=env: smoke_round(spec, place, cfg, nofile, env)
             )
         cfg.rounds = cfg.idle_rounds = 0
-    for rnd in range(cfg.rounds):
-        order = variants[rnd % len(variants) :] + variants[: rnd % len(variants)]
-        print(
-            f"round {rnd + 1}/{cfg.rounds}: throughput, order {', '.join(s.key for s, _ in order)}",
-            flush=True,
-        )
-        results["tp"].append({})
-        for spec, env in order:
-            attempt("tp", spec, lambda spec=spec, env=env: throughput_round(spec, place, cfg, env))
-    if not cfg.skip_idle:
-        for rnd in range(cfg.idle_rounds):
-            order = variants[rnd % len(variants) :] + variants[: rnd % len(variants)]
-            print(f"round {rnd + 1}/{cfg.idle_rounds}: idle capacity", flush=True)
-            results["idle"].append({})
+
+    def run_rounds(phase: str, rounds: int, pool: list, title: str, job) -> None:
+        """``rounds`` rounds of ``job(spec, env)`` on each server, the order rotated per round."""
+        for rnd in range(rounds if pool else 0):
+            order = pool[rnd % len(pool) :] + pool[: rnd % len(pool)]
+            print(
+                f"round {rnd + 1}/{rounds}: {title}, order {', '.join(s.key for s, _ in order)}",
+                flush=True,
+            )
+            results[phase].append({})
             for spec, env in order:
-                attempt(
-                    "idle",
-                    spec,
-                    lambda spec=spec, env=env: idle_round(spec, place, cfg, nofile, env),
-                )
+                attempt(phase, spec, lambda spec=spec, env=env: job(spec, env))
+
+    run_rounds(
+        "tp",
+        cfg.rounds,
+        variants,
+        "throughput",
+        lambda spec, env: throughput_round(spec, place, cfg, env),
+    )
+    if not cfg.skip_idle:
+        run_rounds(
+            "idle",
+            cfg.idle_rounds,
+            variants,
+            "idle capacity",
+            lambda spec, env: idle_round(spec, place, cfg, nofile, env),
+        )
     if cfg.deflate_steps:
         zvariants = [(z, env) for z, env in ((with_compression(s), e) for s, e in variants) if z]
-        for rnd in range(max(cfg.idle_rounds, 1)):
-            order = zvariants[rnd % len(zvariants) :] + zvariants[: rnd % len(zvariants)]
-            print(f"round {rnd + 1}: idle with permessage-deflate", flush=True)
-            results["zidle"].append({})
-            for spec, env in order:
-                attempt(
-                    "zidle",
-                    spec,
-                    lambda spec=spec, env=env: idle_round(spec, place, cfg, nofile, env, True),
-                )
+        run_rounds(
+            "zidle",
+            max(cfg.idle_rounds, 1),
+            zvariants,
+            "idle with permessage-deflate",
+            lambda spec, env: idle_round(spec, place, cfg, nofile, env, True),
+        )
     results["machine"]["loadavg_end"] = os.getloadavg()
     results["wall_seconds"] = time.monotonic() - t_start
 
