@@ -52,7 +52,7 @@ class DeflateConfig:
     defaults (window 15, memLevel 8), which cost ~260 KiB of compressor and
     ~40 KiB of inflater per connection if held (see BENCHMARKS.md).
     ``hold_compressor=True`` keeps each connection's compressor between
-    messages instead: about 10 us less CPU per compressed message, and the
+    messages instead: ~13 us less CPU per compressed message, and the
     compressor's memory (zlib: ``2**(window_bits + 2) + 2**(memory_level +
     9)`` bytes, plus ~6 KiB) held for as long as the connection lives.
     """
